@@ -1,0 +1,70 @@
+"""The block-family contract and the stage builder shared by encoder, decoder and skips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from torch import nn
+
+from ..layers import projection
+from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..spec import ArchSpec
+
+
+class BlockFamily:
+    """A family of blocks: defaults, native operators and a builder.
+
+    Subclasses set the class attributes and implement ``build``. ``changes_channels``
+    says whether a block may map c_in to a different c_out; when it may not (NAFBlock),
+    stages get a 1x1 projection in front instead.
+    """
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    merge: ClassVar[str]  # native skip merge: "add" or "concat"
+    down: ClassVar[str]
+    up: ClassVar[str]
+    stem: ClassVar[str]
+    changes_channels: ClassVar[bool] = True
+
+    @classmethod
+    def validate(cls, spec: ArchSpec) -> None:
+        """Raise SpecError when the family cannot run at one of the spec's widths."""
+        params = dict(spec.block.params)
+        for width, where in block_widths(spec):
+            cls.check_width(params, width, where)
+
+    @classmethod
+    def check_width(cls, params: dict[str, Any], width: int, where: str) -> None:
+        """Raise SpecError when a block with these params cannot output `width` channels."""
+
+    @classmethod
+    def build(cls, c_in: int, c_out: int, params: dict[str, Any]) -> nn.Module:
+        raise NotImplementedError
+
+
+BLOCKS: Registry[type[BlockFamily]] = Registry("block family", "block.type")
+
+
+def make_stage(spec: ArchSpec, c_in: int, c_out: int, n: int) -> nn.Sequential:
+    """n blocks of the spec's family mapping c_in to c_out channels."""
+    family = BLOCKS.get(spec.block.type)
+    params = dict(spec.block.params)
+    layers: list[nn.Module] = []
+    if c_in != c_out and (n == 0 or not family.changes_channels):
+        layers.append(projection(c_in, c_out))
+        c_in = c_out
+    for _ in range(n):
+        layers.append(family.build(c_in, c_out, params))
+        c_in = c_out
+    return nn.Sequential(*layers)
+
+
+def block_widths(spec: ArchSpec) -> Iterable[tuple[int, str]]:
+    """Every (width, place) at which the spec's main path runs blocks."""
+    for i, w in enumerate(spec.level_widths[:-1]):
+        yield w, f"level {i + 1}"
+    yield spec.level_widths[-1], "bottleneck"

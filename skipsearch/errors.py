@@ -1,0 +1,25 @@
+"""Exceptions raised at the project's boundaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SpecError(ValueError):
+    """An invalid value in an architecture spec.
+
+    Carries the dotted field name, the offending value and what is allowed, so the
+    command line can print one precise line and tests can check each part.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str, why: str = "") -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.why = why
+        reason = f" ({why})" if why else ""
+        super().__init__(f"field '{field}': invalid value {value!r}{reason}; allowed: {allowed}")
+
+
+class UserError(Exception):
+    """Bad input from a user (a file, a name, an option): reported as one line, exit 2."""

@@ -1,0 +1,82 @@
+"""Build a torch module from an ArchSpec: stem, encoder, skip design, bottleneck, decoder, head."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import make_stage
+from .layers import make_down, make_up
+from .skips import SKIPS
+from .skips.base import State
+from .spec import ArchSpec
+
+# probe(stage, level, main, state, pinned): called after each encoder level (after the
+# down operator), after the bottleneck and after each decoder level. `main` is the
+# tensor the main path carries on; `pinned` the padded input a restore head keeps.
+Probe = Callable[[str, int, torch.Tensor, State, "torch.Tensor | None"], None]
+
+
+class UNet(nn.Module):
+    """The network an ArchSpec describes. Any input size: padded to 2^depth, cropped back."""
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        ws, d = spec.level_widths, spec.depth
+        self.stem = nn.Conv2d(spec.in_channels, ws[0], 3, padding=1) if spec.stem == "conv" else nn.Identity()
+        c = ws[0] if spec.stem == "conv" else spec.in_channels
+        self.encoder = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        for level in range(1, d + 1):
+            self.encoder.append(make_stage(spec, c, ws[level - 1], spec.enc_blocks[level - 1]))
+            self.downs.append(make_down(spec.down, ws[level - 1], ws[level]))
+            c = spec.down_channels(level)
+        self.middle = make_stage(spec, c, ws[d], spec.mid_blocks)
+        self.skip = SKIPS.get(spec.skip.type)(spec)
+        self.ups = nn.ModuleList()
+        self.decoder = nn.ModuleList()
+        for level in range(1, d + 1):
+            up = spec.up_channels(level)
+            self.ups.append(make_up(spec.up, ws[level], ws[level - 1]))
+            c_in = self.skip.merged_channels(level, up)
+            self.decoder.append(make_stage(spec, c_in, ws[level - 1], spec.dec_blocks[level - 1]))
+        k = 3 if spec.head == "restore" else 1
+        self.head = nn.Conv2d(ws[0], spec.out_channels, k, padding=k // 2)
+
+    def forward(self, x: torch.Tensor, probe: Probe | None = None) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        m = self.spec.multiple
+        pad_h, pad_w = -h % m, -w % m
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))  # zeros right and bottom, as NAFNet does
+        pinned = x if self.spec.head == "restore" else None
+        x = self.stem(x)
+        state = self.skip.begin()
+        for i, (stage, down) in enumerate(zip(self.encoder, self.downs, strict=True)):
+            x = stage(x)
+            self.skip.push(state, i + 1, x)
+            x = down(x)
+            if probe is not None:
+                probe("encoder", i + 1, x, state, pinned)
+        x = self.middle(x)
+        if probe is not None:
+            probe("bottleneck", self.spec.depth + 1, x, state, pinned)
+        for i in reversed(range(self.spec.depth)):
+            x = self.ups[i](x)
+            x = self.skip.pull(state, i + 1, x)
+            x = self.decoder[i](x)
+            if probe is not None:
+                probe("decoder", i + 1, x, state, pinned)
+        x = self.head(x)
+        if pinned is not None:
+            x = x + pinned
+        return x[..., :h, :w] if pad_h or pad_w else x
+
+
+def build_model(spec: ArchSpec) -> UNet:
+    """The torch module for a spec (weights freshly initialised)."""
+    return UNet(spec)

@@ -1,0 +1,63 @@
+"""Named ArchSpecs: the seed networks, reproduced exactly, and small ones for quick runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import SpecError
+from .spec import ArchSpec
+
+_NAF = {"block": "naf", "head": "restore", "in_channels": 3, "out_channels": 3}
+_SIDD = {**_NAF, "enc_blocks": [2, 2, 4, 8], "mid_blocks": 12, "dec_blocks": [2, 2, 2, 2]}
+_GOPRO = {**_NAF, "enc_blocks": [1, 1, 1, 28], "mid_blocks": 1, "dec_blocks": [1, 1, 1, 1]}
+_KERAS = {"block": {"type": "conv", "dropout": 0.5}, "in_channels": 1, "out_channels": 1, "width": 32}
+
+_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "nafnet-sidd-w32": ("NAFNet, SIDD denoising configuration, width 32 (official)", {**_SIDD, "width": 32}),
+    "nafnet-sidd-w64": ("NAFNet, SIDD denoising configuration, width 64 (official)", {**_SIDD, "width": 64}),
+    "nafnet-gopro-w32": ("NAFNet, GoPro deblurring configuration, width 32 (official; TLC not applied)", {**_GOPRO, "width": 32}),
+    "nafnet-gopro-w64": ("NAFNet, GoPro deblurring configuration, width 64 (official; TLC not applied)", {**_GOPRO, "width": 64}),
+    "tinyunet": (
+        "TinyU-Net: CMRF blocks (N=8), max-pool, bicubic up, concat, no bottleneck block (official)",
+        {"block": {"type": "cmrf", "n": 8}, "width": 64, "widths": [64, 128, 256, 512, 512], "mid_blocks": 0, "out_channels": 2},
+    ),
+    "unet": ("U-Net of the official UNet++ Keras code: filters 32-512, 1 channel in, 1 class", _KERAS),
+    "unetpp": ("UNet++ of the official Keras code: dense nested skips, no deep supervision", {**_KERAS, "skip": "dense"}),
+    "unetmm-min": (
+        "UNet--: nafnet-sidd-w32 with MSIAM+IEM, aggregated map at the minimum resolution",
+        {**_SIDD, "width": 32, "skip": {"type": "msiam_iem", "target": "min"}},
+    ),
+    "unetmm-mid": (
+        "UNet--: nafnet-sidd-w32 with MSIAM+IEM, aggregated map at H/4",
+        {**_SIDD, "width": 32, "skip": {"type": "msiam_iem", "target": "mid"}},
+    ),
+    "unetmm-max": (
+        "UNet--: nafnet-sidd-w32 with MSIAM+IEM, aggregated map at full resolution",
+        {**_SIDD, "width": 32, "skip": {"type": "msiam_iem", "target": "max"}},
+    ),
+    "sdi-naf-w32": ("nafnet-sidd-w32 with U-Net v2's SDI skips (c = 32)", {**_SIDD, "width": 32, "skip": "sdi"}),
+    "tiny-naf": ("a small NAF U-Net for quick runs: depth 3, width 8", {"block": "naf", "depth": 3, "width": 8}),
+    "tiny-cmrf": (
+        "a small CMRF U-Net for quick runs: depth 3, width 16, N = 4",
+        {"block": {"type": "cmrf", "n": 4}, "depth": 3, "width": 16},
+    ),
+}
+
+
+def list_presets() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def describe_preset(name: str) -> str:
+    preset(name)
+    return _PRESETS[name][0]
+
+
+def preset(name: str) -> ArchSpec:
+    """The ArchSpec of a named preset."""
+    if name not in _PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(name, _PRESETS, n=1)
+        raise SpecError("preset", name, ", ".join(list_presets()), f"did you mean {close[0]!r}?" if close else "unknown preset")
+    return ArchSpec.from_dict(_PRESETS[name][1])

@@ -1,0 +1,81 @@
+"""The skip contract.
+
+The encoder hands each E_l to the design with ``push`` as soon as it exists; the
+decoder asks for level l with ``pull`` when it needs it. A design keeps in ``state``
+(a dict that lives for one forward pass) only what it must, so what the forward pass
+really holds is what the design claims. Levels are 1-based, deepest pulled first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import SpecError
+from ..registry import Registry
+from ..spec import MERGES
+
+if TYPE_CHECKING:
+    from ..spec import ArchSpec
+
+State = dict[Any, Any]
+
+
+class SkipDesign(nn.Module):
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        self.depth = spec.depth
+        self.params = dict(spec.skip.params)
+
+    @classmethod
+    def resolve(cls, params: dict[str, Any], spec: ArchSpec) -> dict[str, Any]:
+        """Validate complete params against the spec; fill derived values (canonical form)."""
+        return params
+
+    def begin(self) -> State:
+        return {}
+
+    def push(self, state: State, level: int, feat: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def pull(self, state: State, level: int, up: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def merged_channels(self, level: int, up_channels: int) -> int:
+        """Channels of what ``pull`` returns at `level`."""
+        raise NotImplementedError
+
+
+SKIPS: Registry[type[SkipDesign]] = Registry("skip design", "skip.type")
+
+
+def resolve_merge(params: dict[str, Any], spec: ArchSpec) -> dict[str, Any]:
+    """Resolve merge "auto" to the block family's own merge and check that add is possible."""
+    from ..blocks import BLOCKS
+
+    merge = params["merge"]
+    if merge == "auto":
+        merge = BLOCKS.get(spec.block.type).merge
+    if merge not in MERGES:
+        raise SpecError("skip.merge", merge, "auto, add, concat")
+    if merge == "add":
+        for level in range(1, spec.depth + 1):
+            up, width = spec.up_channels(level), spec.level_widths[level - 1]
+            if up != width:
+                raise SpecError(
+                    "skip.merge",
+                    merge,
+                    "concat, or an up operator that outputs the level width (pixelshuffle, transposed)",
+                    f"up '{spec.up}' gives {up} channels at level {level}, the skip has {width}",
+                )
+    return {**params, "merge": merge}
+
+
+def merge(kind: str, up: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+    """Merge a skip feature into the upsampled decoder tensor (upsampled first when concatenating)."""
+    return up + feat if kind == "add" else torch.cat([up, feat], dim=1)

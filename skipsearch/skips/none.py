@@ -1,0 +1,21 @@
+"""No skip connections: the decoder sees only the upsampled deeper tensor."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import SKIPS, SkipDesign, State
+
+
+@SKIPS.register("none")
+class NoSkip(SkipDesign):
+    name = "none"
+
+    def push(self, state: State, level: int, feat: torch.Tensor) -> None:
+        pass  # nothing is kept: E_l dies as soon as the encoder moves on
+
+    def pull(self, state: State, level: int, up: torch.Tensor) -> torch.Tensor:
+        return up
+
+    def merged_channels(self, level: int, up_channels: int) -> int:
+        return up_channels

@@ -1,0 +1,90 @@
+"""U-Net v2's SDI (Peng et al., 2023): semantics and detail infusion.
+
+Each E_l is refined at once by CBAM-style channel then spatial attention and reduced to
+c channels by a 1x1 conv + BN (f_l); E_l itself is not kept. When the decoder asks for
+level l, every f_j is resized to level l (adaptive average pooling when larger, bilinear
+with align_corners when smaller), smoothed by its own 3x3 conv and all are multiplied
+(Hadamard product). SDI outputs are computed lazily, one per decoder level, so only the
+f_j set is held. Where c differs from the level width a 1x1 projection follows (our
+adaptation for decoders wider than c). Non-square inputs resize to the true H x W.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import SpecError
+from ..layers import projection
+from .base import SKIPS, SkipDesign, State, merge, resolve_merge
+
+
+class ChannelAttention(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        hidden = max(1, c // 16)  # U-Net v2 hard-wires C/16; narrow levels keep one unit
+        self.mlp = nn.Sequential(nn.Conv2d(c, hidden, 1, bias=False), nn.ReLU(), nn.Conv2d(hidden, c, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1))
+        return x * torch.sigmoid(w)
+
+
+class SpatialAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, 7, padding=3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.conv(stats))
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if x.shape[-2:] == size:
+        return x
+    if x.shape[-1] > size[1]:
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+
+
+@SKIPS.register("sdi")
+class Sdi(SkipDesign):
+    name = "sdi"
+    defaults = {"channels": 32, "merge": "auto"}
+
+    @classmethod
+    def resolve(cls, params: dict[str, Any], spec) -> dict[str, Any]:
+        if params["channels"] < 1:
+            raise SpecError("skip.channels", params["channels"], "an integer >= 1")
+        return resolve_merge(params, spec)
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec)
+        c, d, ws = self.params["channels"], spec.depth, spec.level_widths
+        self.merge, self.widths = self.params["merge"], ws
+        self.refine = nn.ModuleList(
+            nn.Sequential(ChannelAttention(ws[i]), SpatialAttention(), nn.Conv2d(ws[i], c, 1, bias=False), nn.BatchNorm2d(c))
+            for i in range(d)
+        )
+        self.smooth = nn.ModuleList(nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for _ in range(d)) for _ in range(d))
+        self.project = nn.ModuleList(projection(c, ws[i]) for i in range(d))
+
+    def push(self, state: State, level: int, feat: torch.Tensor) -> None:
+        state[level] = self.refine[level - 1](feat)
+
+    def pull(self, state: State, level: int, up: torch.Tensor) -> torch.Tensor:
+        size = tuple(state[level].shape[-2:])
+        out = None
+        for j, conv in enumerate(self.smooth[level - 1]):
+            term = conv(_resize(state[j + 1], size))
+            out = term if out is None else out * term
+        if level == 1:
+            state.clear()  # the last decoder level: the f_j set is no longer needed
+        return merge(self.merge, up, self.project[level - 1](out))
+
+    def merged_channels(self, level: int, up_channels: int) -> int:
+        return up_channels if self.merge == "add" else up_channels + self.widths[level - 1]

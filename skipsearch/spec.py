@@ -1,0 +1,261 @@
+"""ArchSpec: the one frozen, validated description of a network.
+
+Everything that crosses between parts of skipsearch (search, builder, costs, export,
+dashboard) is an ArchSpec or its JSON form. Saved files hold registry names only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SpecError
+
+SCHEMA_VERSION = 1
+DEPTH_RANGE = (2, 5)
+DOWN_OPS = ("conv", "maxpool")
+UP_OPS = ("pixelshuffle", "transposed", "bicubic", "bilinear", "nearest")
+STEMS = ("conv", "none")
+HEADS = ("seg", "restore")
+MERGES = ("add", "concat")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered block family or skip design with its (complete) parameters."""
+
+    type: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def __getitem__(self, name: str) -> Any:
+        return dict(self.params)[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict(self.params).get(name, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **dict(self.params)}
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        allowed = f"an integer {low}-{high}" if high is not None else f"an integer >= {low}"
+        raise SpecError(name, value, allowed)
+    return value
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        raise SpecError(name, value, ", ".join(choices), f"did you mean {close[0]!r}?" if close else "")
+    return value
+
+
+def _check_type(name: str, value: Any, default: Any) -> Any:
+    """Coerce a parameter to the type of its default (ints accepted for floats)."""
+    kind = type(default)
+    if default is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise SpecError(name, value, f"a {kind.__name__}")
+
+
+def fill_params(prefix: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Complete `given` with `defaults`, rejecting unknown names and wrong types."""
+    out = dict(defaults)
+    for key, value in given.items():
+        if key not in defaults:
+            close = difflib.get_close_matches(key, defaults, n=1)
+            allowed = ", ".join(sorted(defaults)) or "no parameters"
+            raise SpecError(
+                f"{prefix}.{key}", value, allowed, f"unknown parameter{'; did you mean ' + repr(close[0]) + '?' if close else ''}"
+            )
+        out[key] = _check_type(f"{prefix}.{key}", value, defaults[key])
+    return out
+
+
+def _per_level(name: str, value: Any, depth: int) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value] * depth
+    if not isinstance(value, list | tuple) or len(value) != depth:
+        raise SpecError(name, value, f"an integer or a list of {depth} integers (one per encoder level, finest first)")
+    return tuple(_check_int(f"{name}[{i}]", v, 0) for i, v in enumerate(value))
+
+
+def _component(name: str, value: Any) -> tuple[str, dict[str, Any]]:
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, Component):
+        return value.type, dict(value.params)
+    if isinstance(value, Mapping) and "type" in value:
+        rest = {k: v for k, v in value.items() if k != "type"}
+        return value["type"], rest
+    raise SpecError(name, value, 'an object with a "type" key, e.g. {"type": "...", ...}')
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A U-Net: encoder levels, bottleneck, decoder, skip design and head.
+
+    Level l (1..depth) runs at 1/2^(l-1) of the (padded) input resolution with width
+    ``level_widths[l-1]``; the bottleneck runs at 1/2^depth with ``level_widths[depth]``.
+    Per-level block counts are listed finest level first.
+    """
+
+    in_channels: int = 3
+    out_channels: int = 1
+    depth: int = 4
+    width: int = 32
+    widths: tuple[int, ...] | None = None
+    block: Component | Mapping[str, Any] | str = "conv"
+    skip: Component | Mapping[str, Any] | str = "plain"
+    enc_blocks: tuple[int, ...] | int = 1
+    mid_blocks: int = 1
+    dec_blocks: tuple[int, ...] | int = 1
+    down: str | None = None
+    up: str | None = None
+    stem: str | None = None
+    head: str = "seg"
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    # -- validation ---------------------------------------------------------------
+    def __post_init__(self) -> None:
+        from .blocks import BLOCKS  # registries import spec helpers, so import late
+        from .skips import SKIPS
+
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
+        _check_int("in_channels", self.in_channels, 1)
+        _check_int("out_channels", self.out_channels, 1)
+        _check_int("depth", self.depth, *DEPTH_RANGE)
+        _check_int("width", self.width, 1)
+        put("widths", self._resolve_widths())
+        put("enc_blocks", _per_level("enc_blocks", self.enc_blocks, self.depth))
+        put("dec_blocks", _per_level("dec_blocks", self.dec_blocks, self.depth))
+        _check_int("mid_blocks", self.mid_blocks, 0)
+        _check_choice("head", self.head, HEADS)
+        if self.head == "restore" and self.in_channels != self.out_channels:
+            raise SpecError(
+                "out_channels", self.out_channels, f"{self.in_channels} (= in_channels)", "the restore head adds the input back"
+            )
+
+        btype, bparams = _component("block", self.block)
+        family = BLOCKS.get(btype)
+        put("block", Component(btype, tuple(sorted(fill_params("block", bparams, family.defaults).items()))))
+        put("down", _check_choice("down", self.down or family.down, DOWN_OPS))
+        put("up", _check_choice("up", self.up or family.up, UP_OPS))
+        put("stem", _check_choice("stem", self.stem or family.stem, STEMS))
+        family.validate(self)
+
+        stype, sparams = _component("skip", self.skip)
+        design = SKIPS.get(stype)
+        params = design.resolve(fill_params("skip", sparams, design.defaults), self)
+        put("skip", Component(stype, tuple(sorted(params.items()))))
+
+    def _resolve_widths(self) -> tuple[int, ...] | None:
+        if self.widths is None:
+            return None
+        ws = self.widths
+        if not isinstance(ws, list | tuple) or len(ws) != self.depth + 1:
+            raise SpecError("widths", ws, f"a list of {self.depth + 1} integers (depth {self.depth} levels + bottleneck)")
+        ws = tuple(_check_int(f"widths[{i}]", w, 1) for i, w in enumerate(ws))
+        if ws[0] != self.width:
+            raise SpecError("width", self.width, f"{ws[0]} (= widths[0])", "width and widths disagree")
+        return None if ws == self._doubling() else ws  # canonical: None means doubling
+
+    def _doubling(self) -> tuple[int, ...]:
+        return tuple(self.width * 2**i for i in range(self.depth + 1))
+
+    # -- geometry -----------------------------------------------------------------
+    @property
+    def level_widths(self) -> tuple[int, ...]:
+        """Widths of levels 1..depth followed by the bottleneck width."""
+        return self.widths or self._doubling()
+
+    def down_channels(self, level: int) -> int:
+        """Channels leaving the down operator below level `level` (1-based)."""
+        ws = self.level_widths
+        return ws[level] if self.down == "conv" else ws[level - 1]
+
+    def up_channels(self, level: int) -> int:
+        """Channels of the upsampled decoder tensor arriving at level `level`."""
+        ws = self.level_widths
+        return ws[level - 1] if self.up in ("pixelshuffle", "transposed") else ws[level]
+
+    @property
+    def multiple(self) -> int:
+        """Inputs are padded to a multiple of this on each spatial side."""
+        return 2**self.depth
+
+    # -- serialisation ------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "depth": self.depth,
+            "width": self.width,
+            "widths": list(self.level_widths),
+            "block": self.block.to_dict(),
+            "skip": self.skip.to_dict(),
+            "enc_blocks": list(self.enc_blocks),
+            "mid_blocks": self.mid_blocks,
+            "dec_blocks": list(self.dec_blocks),
+            "down": self.down,
+            "up": self.up,
+            "stem": self.stem,
+            "head": self.head,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ArchSpec:
+        if not isinstance(data, Mapping):
+            raise SpecError("<spec>", type(data).__name__, "a JSON object")
+        data = dict(data)
+        schema = data.pop("schema", SCHEMA_VERSION)
+        if schema != SCHEMA_VERSION:
+            raise SpecError("schema", schema, str(SCHEMA_VERSION))
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                raise SpecError(
+                    key, data[key], ", ".join(names), f"unknown field{'; did you mean ' + repr(close[0]) + '?' if close else ''}"
+                )
+        if "widths" in data and "width" not in data and isinstance(data["widths"], list | tuple) and data["widths"]:
+            data["width"] = data["widths"][0]
+        return cls(**data)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=indent is None)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SpecError("<spec>", text[:40], "valid JSON", str(err)) from None
+        return cls.from_dict(data)
+
+    @property
+    def arch_id(self) -> str:
+        """Stable content hash of the canonical JSON (12 hex digits)."""
+        if "id" not in self._cache:
+            canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+            self._cache["id"] = hashlib.sha256(canon.encode()).hexdigest()[:12]
+        return self._cache["id"]
+
+    def replace(self, **changes: Any) -> ArchSpec:
+        return dataclasses.replace(self, **changes)
+
+    def summary(self) -> str:
+        """One line for tables and hover text."""
+        blocks = f"{self.block.type}({', '.join(f'{k}={v}' for k, v in self.block.params)})"
+        skip = f"{self.skip.type}({', '.join(f'{k}={v}' for k, v in self.skip.params)})"
+        return f"d{self.depth} w{'/'.join(map(str, self.level_widths))} {blocks} {skip}"
