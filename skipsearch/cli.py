@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .errors import SpecError, UserError
 
@@ -51,6 +52,74 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_spec(args: argparse.Namespace):
+    """The spec named by --preset, or read from --spec FILE (or - for standard input)."""
+    from .presets import preset
+    from .spec import ArchSpec
+
+    if args.preset:
+        return preset(args.preset)
+    source = "<stdin>" if args.spec == "-" else args.spec
+    try:
+        text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text(encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"{source}: cannot read the spec file ({err.strerror})") from None
+    try:
+        return ArchSpec.from_json(text)
+    except SpecError as err:
+        raise UserError(f"{source}: {err}") from None
+
+
+def parse_input(text: str) -> tuple[int, int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UserError(f"--input: {text!r} is not CxHxW; allowed: three positive integers, e.g. 3x256x256")
+    c, h, w = (int(p) for p in parts)
+    return c, h, w
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**20:,.2f} MiB"
+
+
+def print_profile(name: str, prof) -> None:
+    c, h, w = prof.input_shape
+    print(f"{name} ({prof.arch_id})  input {c}x{h}x{w}  batch {prof.batch}  {prof.dtype}  on {prof.device}")
+    rows = [
+        ("params", f"{prof.params:,}"),
+        ("MACs (thop)", f"{prof.macs / 1e9:,.3f} G"),
+        ("FLOPs (FlopCounterMode)", f"{prof.flops / 1e9:,.3f} G"),
+        ("M_E1 (bytes of E1)", _mib(prof.m_e1_bytes)),
+        (
+            "skip memory",
+            f"{_mib(prof.skip_memory_bytes)}  = {prof.skip_memory_me1:.4g} M_E1"
+            f"  (analytic {_mib(prof.skip_memory_analytic_bytes)})",
+        ),
+        ("peak activations", _mib(prof.peak_activation_bytes)),
+    ]
+    if prof.cuda_peak_activation_bytes is not None:
+        rows.append(("CUDA peak (max_memory_allocated)", _mib(prof.cuda_peak_activation_bytes)))
+    for label, value in rows:
+        print(f"  {label:<34} {value}")
+    print(f"\n  {'stage':<12} {'skip memory':>14} {'M_E1':>8} {'live activations':>18}  held")
+    for s in prof.timeline:
+        held = ", ".join(f"{k} {v / prof.m_e1_bytes:.3g}" for k, v in s.levels.items() if v)
+        print(f"  {s.name:<12} {_mib(s.skip_bytes):>14} {s.skip_bytes / prof.m_e1_bytes:>8.4g} {_mib(s.live_bytes):>18}  {held}")
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .costs.profile import profile
+
+    spec = load_spec(args)
+    shape = parse_input(args.input) if args.input else (spec.in_channels, 256, 256)
+    prof = profile(spec, shape, batch=args.batch, dtype=args.dtype, device=args.device)
+    if args.json:
+        print(json.dumps({"name": args.preset or args.spec, **prof.to_dict()}))
+    else:
+        print_profile(args.preset or args.spec, prof)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skipsearch", description="Architecture search over U-Net skip designs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -58,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--show", metavar="NAME", help="print the spec JSON of one preset")
     p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("profile", help="params, MACs, FLOPs, skip memory and its timeline for one architecture")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", metavar="NAME")
+    src.add_argument("--spec", metavar="FILE", help="spec JSON file, or - for standard input")
+    p.add_argument("--input", metavar="CxHxW", help="input size (default: the spec's channels x 256 x 256)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    p.add_argument("--device", default="meta", help="meta (exact, instant), cpu or cuda (real tensors)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_profile)
     return parser
 
 

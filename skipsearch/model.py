@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +79,31 @@ class UNet(nn.Module):
         return x[..., :h, :w] if pad_h or pad_w else x
 
 
-def build_model(spec: ArchSpec) -> UNet:
-    """The torch module for a spec (weights freshly initialised)."""
-    return UNet(spec)
+_INIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _no_init() -> Iterator[None]:
+    """Skip weight initialisation of convs and norms (meaningless on the meta device, and
+    half the cost of building a network there)."""
+    from torch.nn.modules.batchnorm import _NormBase
+    from torch.nn.modules.conv import _ConvNd
+
+    with _INIT_LOCK:
+        saved = _ConvNd.reset_parameters, _NormBase.reset_parameters
+        _ConvNd.reset_parameters = _NormBase.reset_parameters = lambda self: None
+        try:
+            yield
+        finally:
+            _ConvNd.reset_parameters, _NormBase.reset_parameters = saved
+
+
+def build_model(spec: ArchSpec, device: str | torch.device | None = None) -> UNet:
+    """The torch module for a spec (weights freshly initialised; on "meta", shapes only)."""
+    if device is not None and torch.device(device).type == "meta":
+        with torch.device("meta"), _no_init():
+            return UNet(spec)
+    if device is None:
+        return UNet(spec)
+    with torch.device(device):
+        return UNet(spec)

@@ -51,4 +51,4 @@ def randomize(model: nn.Module, seed: int = 0) -> None:
 def small_spec(block: str, skip: str, depth: int, **kw) -> ArchSpec:
     """A small spec of any block family x skip design (CMRF with N=2 so width 8 is valid)."""
     b = {"type": "cmrf", "n": 2} if block == "cmrf" else block
-    return ArchSpec(depth=depth, width=8, block=b, skip=skip, **kw)
+    return ArchSpec(**{"depth": depth, "width": 8, "block": b, "skip": skip, **kw})

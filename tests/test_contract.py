@@ -62,3 +62,15 @@ def test_restore_head_is_identity_for_zero_output_conv(skip):
     x = torch.randn(1, 3, 21, 30)
     with torch.no_grad():
         assert torch.equal(model(x), x)
+
+
+def test_skip_memory_analytic_equals_measured_on_meta(spec):
+    from skipsearch.costs.memory import analytic_timeline, measure
+
+    shape = (2, 3, 37, 53)
+    measured = measure(build_model(spec, "meta").eval(), torch.empty(shape, device="meta"))
+    analytic = analytic_timeline(spec, shape, itemsize=4)
+    assert [s.name for s in measured.timeline] == [s.name for s in analytic]
+    for m, a in zip(measured.timeline, analytic, strict=True):
+        assert m.skip_bytes == a.skip_bytes, m.name
+        assert {k: v for k, v in m.levels.items() if v} == a.levels, m.name

@@ -21,6 +21,21 @@ if TYPE_CHECKING:
     from ..spec import ArchSpec
 
 State = dict[Any, Any]
+Sizes = list[tuple[int, int]]  # (h, w) of levels 1..depth+1 for the padded input
+# held elements per label ("L1".. for level l, "agg" for a fused map), one dict per stage
+Timeline = list[dict[str, int]]
+
+
+def stages(depth: int) -> list[tuple[str, int]]:
+    """The points where skip memory is read: after each encoder level (after its down
+    operator), after the bottleneck, after each decoder level (deepest first)."""
+    enc = [("encoder", level) for level in range(1, depth + 1)]
+    return [*enc, ("bottleneck", depth + 1), *[("decoder", level) for level in range(depth, 0, -1)]]
+
+
+def area(sizes: Sizes, level: int) -> int:
+    h, w = sizes[level - 1]
+    return h * w
 
 
 class SkipDesign(nn.Module):
@@ -49,6 +64,16 @@ class SkipDesign(nn.Module):
     def merged_channels(self, level: int, up_channels: int) -> int:
         """Channels of what ``pull`` returns at `level`."""
         raise NotImplementedError
+
+    # -- cost hooks -----------------------------------------------------------------
+    @classmethod
+    def analytic(cls, spec: ArchSpec, sizes: Sizes) -> Timeline:
+        """Elements the skip path holds at each of ``stages(depth)``, from the spec alone."""
+        raise NotImplementedError
+
+    def held(self, state: State) -> dict[str, list[torch.Tensor]]:
+        """The tensors in `state`, by the labels ``analytic`` uses (for measurement)."""
+        return {f"L{k}": [v] for k, v in state.items()}
 
 
 SKIPS: Registry[type[SkipDesign]] = Registry("skip design", "skip.type")

@@ -17,7 +17,7 @@ from torch import nn
 from ..blocks import make_stage
 from ..errors import SpecError
 from ..layers import make_up
-from .base import SKIPS, SkipDesign, State
+from .base import SKIPS, Sizes, SkipDesign, State, Timeline, area, stages
 
 
 @SKIPS.register("dense")
@@ -57,3 +57,20 @@ class Dense(SkipDesign):
 
     def merged_channels(self, level: int, up_channels: int) -> int:
         return up_channels + (self.depth - level + 1) * self.widths[level - 1]
+
+    @classmethod
+    def analytic(cls, spec, sizes: Sizes) -> Timeline:
+        ws, d = spec.level_widths, spec.depth
+        out = []
+        for kind, level in stages(d):
+            if kind == "encoder":  # level m holds X(m, 0..level-m)
+                out.append({f"L{m}": (level - m + 1) * ws[m - 1] * area(sizes, m) for m in range(1, level + 1)})
+            else:
+                out.append({f"L{m}": (d - m + 1) * ws[m - 1] * area(sizes, m) for m in range(1, level)})
+        return out
+
+    def held(self, state: State) -> dict[str, list[torch.Tensor]]:
+        out: dict[str, list[torch.Tensor]] = {}
+        for (level, _), t in state.items():
+            out.setdefault(f"L{level}", []).append(t)
+        return out

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
-from .base import SKIPS, SkipDesign, State, merge, resolve_merge
+from .base import SKIPS, Sizes, SkipDesign, State, Timeline, area, merge, resolve_merge, stages
 
 TARGETS = ("min", "mid", "max")
 
@@ -113,3 +113,23 @@ class MsiamIem(SkipDesign):
 
     def merged_channels(self, level: int, up_channels: int) -> int:
         return up_channels if self.merge == "add" else up_channels + self.widths[level - 1]
+
+    @classmethod
+    def analytic(cls, spec, sizes: Sizes) -> Timeline:
+        p, d = spec.skip, spec.depth
+        u = allocate(p["memory"], spec.level_widths[0], d, p["level"])
+        parts = {f"L{i}": int(u[i - 1] * 4 ** (i - 1)) * area(sizes, i) for i in range(1, d + 1)}
+        agg = {"agg": int(sum(u)) * area(sizes, 1)}
+        out = []
+        for kind, level in stages(d):
+            if kind == "encoder" and level < d:
+                out.append({k: v for k, v in parts.items() if int(k[1:]) <= level})
+            else:
+                out.append({} if kind == "decoder" and level == 1 else dict(agg))
+        return out
+
+    def held(self, state: State) -> dict[str, list[torch.Tensor]]:
+        out = {f"L{i + 1}": [t] for i, t in enumerate(state.get("parts", []))}
+        if "agg" in state:
+            out["agg"] = [state["agg"]]
+        return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import SKIPS, SkipDesign, State
+from .base import SKIPS, Sizes, SkipDesign, State, Timeline, stages
 
 
 @SKIPS.register("none")
@@ -19,3 +19,7 @@ class NoSkip(SkipDesign):
 
     def merged_channels(self, level: int, up_channels: int) -> int:
         return up_channels
+
+    @classmethod
+    def analytic(cls, spec, sizes: Sizes) -> Timeline:
+        return [{} for _ in stages(spec.depth)]

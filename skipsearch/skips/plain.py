@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .base import SKIPS, SkipDesign, State, merge, resolve_merge
+from .base import SKIPS, Sizes, SkipDesign, State, Timeline, area, merge, resolve_merge, stages
 
 
 @SKIPS.register("plain")
@@ -31,3 +31,12 @@ class PlainSkip(SkipDesign):
 
     def merged_channels(self, level: int, up_channels: int) -> int:
         return up_channels if self.merge == "add" else up_channels + self.widths[level - 1]
+
+    @classmethod
+    def analytic(cls, spec, sizes: Sizes) -> Timeline:
+        ws = spec.level_widths
+        out = []
+        for kind, level in stages(spec.depth):
+            kept = range(1, level + 1) if kind == "encoder" else range(1, level if kind == "decoder" else level)
+            out.append({f"L{i}": ws[i - 1] * area(sizes, i) for i in kept})
+        return out

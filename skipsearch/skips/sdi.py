@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import SpecError
 from ..layers import projection
-from .base import SKIPS, SkipDesign, State, merge, resolve_merge
+from .base import SKIPS, Sizes, SkipDesign, State, Timeline, area, merge, resolve_merge, stages
 
 
 class ChannelAttention(nn.Module):
@@ -88,3 +88,12 @@ class Sdi(SkipDesign):
 
     def merged_channels(self, level: int, up_channels: int) -> int:
         return up_channels if self.merge == "add" else up_channels + self.widths[level - 1]
+
+    @classmethod
+    def analytic(cls, spec, sizes: Sizes) -> Timeline:
+        c, d = spec.skip["channels"], spec.depth
+        out = []
+        for kind, level in stages(d):
+            kept = range(1, level + 1) if kind == "encoder" else range(1, d + 1)
+            out.append({} if kind == "decoder" and level == 1 else {f"L{i}": c * area(sizes, i) for i in kept})
+        return out
