@@ -15,8 +15,10 @@ milliseconds; on real tensors it measures the code as it runs.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -75,6 +77,48 @@ def _meta_key(func, args, kwargs) -> tuple | None:
     return tuple(parts) if metas else None
 
 
+_POINTWISE = {
+    getattr(torch.ops.aten, name)
+    for name in ("add", "sub", "mul", "div", "sigmoid", "gelu", "relu", "sqrt", "rsqrt", "pow", "neg", "exp", "tanh", "silu")
+}
+
+
+def _pointwise(func, args, kwargs) -> torch.Tensor | None:
+    """The output of a plain arithmetic op whose tensor inputs are contiguous meta tensors
+    of one float dtype: a new contiguous tensor of the broadcast shape, which is exactly
+    what the kernel would allocate; None when anything is less simple."""
+    if func._overloadpacket not in _POINTWISE or torch.Tag.inplace in func.tags:
+        return None
+    if any(k not in ("alpha", "approximate") for k in kwargs or {}):
+        return None
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    if not tensors or any(
+        t.device.type != "meta" or t.dtype != tensors[0].dtype or not t.dtype.is_floating_point or not t.is_contiguous()
+        for t in tensors
+    ):
+        return None
+    if any(not isinstance(a, torch.Tensor | int | float) for a in args):
+        return None
+    return torch.empty(torch.broadcast_shapes(*(t.shape for t in tensors)), dtype=tensors[0].dtype, device="meta")
+
+
+_UPSAMPLE = {
+    torch.ops.aten.upsample_bicubic2d.default,
+    torch.ops.aten.upsample_bilinear2d.default,
+    torch.ops.aten.upsample_nearest2d.default,
+}
+
+
+def _upsample(func, args) -> torch.Tensor | None:
+    """Resizes name their output size; torch's meta kernel for bicubic takes ~5 ms."""
+    if func not in _UPSAMPLE or len(args) < 2 or args[1] is None:
+        return None
+    x = args[0]
+    if x.device.type != "meta" or not x.is_contiguous() or x.dim() != 4:
+        return None
+    return torch.empty((*x.shape[:2], *args[1]), dtype=x.dtype, device="meta")
+
+
 def _returns_new(func) -> bool:
     returns = func._schema.returns
     return len(returns) >= 1 and all(r.alias_info is None and str(r.type) == "Tensor" for r in returns)
@@ -96,6 +140,10 @@ class LiveStorages(TorchDispatchMode):
         self.flops = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = _pointwise(func, args, kwargs) if func not in _UPSAMPLE else _upsample(func, args)
+        if out is not None:  # no FLOP formula applies to these ops
+            self._track(out)
+            return out
         key = _meta_key(func, args, kwargs) if _returns_new(func) else None
         hit = _META_CACHE.get(key) if key is not None else None
         if hit is not None:
@@ -217,6 +265,19 @@ def _thop_total(rules: dict[nn.Module, object], seen: list) -> int:
     return int(total)
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: lifetimes here are refcounts, and collections
+    triggered by building and running hundreds of small modules only cost time."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 _WARM = False
 
 
@@ -246,9 +307,7 @@ def measure(model: UNet, x: torch.Tensor, macs: bool = False) -> Measured:
     rules = _thop_rules(model) if macs else {}
     seen: list = []
     hooks = _shape_hooks(rules, seen)
-    gc_was_on = gc.isenabled()
-    gc.disable()  # lifetimes are refcounts; a cyclic collection mid-pass only costs time
-    with torch.no_grad(), LiveStorages(keep) as mode:
+    with gc_paused(), torch.no_grad(), LiveStorages(keep) as mode:
 
         def probe(kind, level, main, state, pinned) -> None:
             pinned_bytes = mode.bytes_of([pinned]) if pinned is not None else 0
@@ -261,7 +320,5 @@ def measure(model: UNet, x: torch.Tensor, macs: bool = False) -> Measured:
         finally:
             for h in hooks:
                 h.remove()
-            if gc_was_on:
-                gc.enable()
         peak = mode.peak + x.nbytes
     return Measured(timeline, peak, tuple(y.shape), int(mode.flops), _thop_total(rules, seen) if macs else None)

@@ -11,7 +11,7 @@ from ..errors import UserError
 from ..model import build_model
 from ..spec import ArchSpec
 from .counts import count_flops, count_macs, count_params
-from .memory import Stage, analytic_timeline, level_sizes, measure
+from .memory import Stage, analytic_timeline, gc_paused, level_sizes, measure
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("meta", "cpu", "cuda")
@@ -96,9 +96,16 @@ def profile(
     """
     input_shape = tuple(input_shape or (spec.in_channels, 256, 256))
     check_options(spec, input_shape, batch, dtype, device)
+    with gc_paused():
+        return _profile(spec, input_shape, batch, dtype, device, counts)
+
+
+def _profile(spec: ArchSpec, input_shape: tuple[int, int, int], batch: int, dtype: str, device: str, counts: bool) -> Profile:
     torch_dtype = DTYPES[dtype]
     shape = (batch, *input_shape)
-    meta_model = build_model(spec, "meta").to(torch_dtype).eval()
+    meta_model = build_model(spec, "meta").eval()
+    if torch_dtype != torch.float32:
+        meta_model = meta_model.to(torch_dtype)
     model = meta_model if device == "meta" else build_model(spec).to(device=device, dtype=torch_dtype).eval()
     x = (
         torch.randn(shape, device=device, dtype=torch_dtype)
