@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import SpecError, UserError
+from .errors import SpecError, TrainingError, UserError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -120,6 +120,60 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not all(p.isdigit() and int(p) >= 8 for p in parts):
+        raise UserError(f"--size: {text!r} is not HxW; allowed: one or two integers >= 8, e.g. 64x64")
+    return int(parts[0]), int(parts[1])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .tasks import make_task
+    from .train import Budget, evaluate
+
+    spec = load_spec(args)
+    options = {"data": args.data} if args.data else {}
+    task = make_task(args.task, **options)
+    fitted = task.adapt(spec)
+    if fitted != spec:
+        changes = [
+            f"{k} {getattr(spec, k)!r} -> {getattr(fitted, k)!r}"
+            for k in ("in_channels", "out_channels", "head")
+            if getattr(spec, k) != getattr(fitted, k)
+        ]
+        print(f"note: adapted the spec to task {task.name}: {', '.join(changes)}", file=sys.stderr)
+    budget = Budget(
+        steps=args.steps, batch=args.batch, size=parse_size(args.size), lr=args.lr, seed=args.seed, device=args.device
+    )
+    if hasattr(task, "check"):
+        task.check(budget.size)  # bad files fail here, before anything is trained or written
+    bar = None
+    if not args.json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=budget.steps, desc=f"train {task.name}", unit="step", file=sys.stderr)
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if bar is not None:
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{loss:.4f}")
+
+    try:
+        result = evaluate(fitted, task, budget, out=args.out, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    result = {"arch_id": fitted.arch_id, "task": task.name, **result}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"  {k:<14} {v:.4f}" if isinstance(v, float) else f"  {k:<14} {v}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skipsearch", description="Architecture search over U-Net skip designs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -138,6 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="meta", help="meta (exact, instant), cpu or cuda (real tensors)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("train", help="train one architecture on a task and print its validation metrics")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", metavar="NAME")
+    src.add_argument("--spec", metavar="FILE", help="spec JSON file, or - for standard input")
+    p.add_argument("--task", required=True, help="shapes, photos-denoise, folder-seg, folder-restore")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (folder-seg, folder-restore)")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--size", default="64x64", metavar="HxW", help="training crop / image size")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--out", metavar="DIR", help="write model.safetensors, spec.json and metrics.json here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_train)
     return parser
 
 
@@ -149,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpecError, UserError) as err:
         print(f"skipsearch {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except TrainingError as err:
+        print(f"skipsearch {args.command}: training failed: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -23,3 +23,8 @@ class SpecError(ValueError):
 
 class UserError(Exception):
     """Bad input from a user (a file, a name, an option): reported as one line, exit 2."""
+
+
+class TrainingError(RuntimeError):
+    """Training went wrong inside a trial (a loss that is no longer finite, ...); a study
+    records the reason and goes on."""

@@ -1,0 +1,102 @@
+"""The task contract: data, loss and metrics for one kind of problem.
+
+Images are float32 in [0, 1], (N, C, H, W). Segmentation labels are class indices
+(N, H, W); restoration targets are images like the inputs. Datasets are decoded once
+into memory at the training size, so batches are cheap tensor indexing and the model
+is never waiting for a loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import torch
+
+from ..registry import Registry
+from ..spec import ArchSpec
+from . import losses, metrics
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Task:
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "seg" or "restore"
+    in_channels: int = 3
+    num_classes: int = 2  # segmentation classes, background included
+
+    @property
+    def out_channels(self) -> int:
+        if self.kind == "restore":
+            return self.in_channels
+        return 1 if self.num_classes == 2 else self.num_classes
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return ("psnr", "ssim") if self.kind == "restore" else ("dice", "iou", "mdice", "miou")
+
+    @property
+    def primary(self) -> str:
+        """The metric a study maximises by default."""
+        return "psnr" if self.kind == "restore" else "dice"
+
+    def describe(self) -> dict[str, Any]:
+        return {"task": self.name, "kind": self.kind, "in_channels": self.in_channels, "num_classes": self.num_classes}
+
+    # -- data ---------------------------------------------------------------------------
+    def train_pool(self, size: tuple[int, int], seed: int) -> Batch:
+        """All training examples at `size` (subclasses with unbounded data override
+        ``train_batches`` instead)."""
+        raise NotImplementedError
+
+    def train_batches(self, size: tuple[int, int], batch: int, seed: int) -> Iterator[Batch]:
+        """An endless, seeded stream of training batches (the data is prepared before this
+        returns, so a timed loop only sees batching)."""
+        x, y = self.train_pool(size, seed)
+        g = torch.Generator().manual_seed(seed)
+
+        def stream() -> Iterator[Batch]:
+            while True:
+                idx = torch.randint(len(x), (batch,), generator=g)
+                yield x[idx], y[idx]
+
+        return stream()
+
+    def val_set(self, size: tuple[int, int]) -> Batch:
+        raise NotImplementedError
+
+    # -- objective ------------------------------------------------------------------------
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.kind == "restore":
+            return losses.psnr_loss(out, target)
+        return losses.bce_dice(out, target) if self.num_classes == 2 else losses.ce_dice(out, target)
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        if self.kind == "restore":
+            return out.clamp(0, 1)
+        return (out[:, 0] > 0).long() if self.num_classes == 2 else out.argmax(1)
+
+    def score(self, out: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-image metrics of one batch of raw network outputs."""
+        pred = self.predict(out.float())
+        if self.kind == "restore":
+            return {"psnr": metrics.psnr(pred, target), "ssim": metrics.ssim(pred, target)}
+        return metrics.segmentation_metrics(pred, target, self.num_classes)
+
+    # -- specs ----------------------------------------------------------------------------
+    def adapt(self, spec: ArchSpec) -> ArchSpec:
+        """The spec with the channels and head this task needs."""
+        head = "restore" if self.kind == "restore" else "seg"
+        return spec.replace(in_channels=self.in_channels, out_channels=self.out_channels, head=head)
+
+    def mismatch(self, spec: ArchSpec) -> str | None:
+        """Why a spec cannot be trained on this task, or None."""
+        want = self.adapt(spec)
+        for field in ("in_channels", "out_channels", "head"):
+            if getattr(spec, field) != getattr(want, field):
+                return f"task {self.name!r} needs {field}={getattr(want, field)!r}, the spec has {getattr(spec, field)!r}"
+        return None
+
+
+TASKS: Registry[type[Task]] = Registry("task", "task")
