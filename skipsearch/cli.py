@@ -174,6 +174,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from .search.config import load_study
+    from .search.study import Runner
+
+    cfg = load_study(args.study)
+    if args.trials is not None:
+        if args.trials < 1:
+            raise UserError(f"--trials: {args.trials}; allowed: an integer >= 1 (the study's total)")
+        cfg.n_trials = args.trials
+    runner = Runner(cfg)
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    if runner.recovered:
+        say(f"resumed: {runner.recovered} trial(s) left running by an interrupted run were marked failed (interrupted)")
+    say(f"study {cfg.name!r}: {cfg.storage} | {runner.status()}")
+    try:
+        if args.backend == "local":
+            from .search.local_backend import run_local
+
+            run_local(runner, say)
+        else:
+            from .search.ray_backend import run_ray
+
+            run_ray(runner, say, args.address)
+    except KeyboardInterrupt:
+        say(f"stopped: {runner.status()}")
+        return 130
+    say(f"done: {runner.status()}")
+    print_front(runner)
+    return 0
+
+
+def print_front(runner) -> None:
+    trials = runner.study.best_trials if any(t.state.name == "COMPLETE" for t in runner.study.trials) else []
+    names = [o.name for o in runner.cfg.objectives]
+    print(f"Pareto front of {runner.cfg.name!r} ({len(trials)} trials):")
+    for t in sorted(trials, key=lambda t: t.values[0]):
+        figures = "  ".join(f"{n} {v:.4g}" for n, v in zip(names, t.values, strict=True))
+        print(f"  #{t.number:<4} {figures}  {t.user_attrs.get('summary', '')}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skipsearch", description="Architecture search over U-Net skip designs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -208,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write model.safetensors, spec.json and metrics.json here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="run (or resume) a search study from its YAML file")
+    p.add_argument("study", metavar="STUDY.yaml")
+    p.add_argument("--trials", type=int, help="the study's total number of trials (overrides n_trials)")
+    p.add_argument("--address", help="a running Ray cluster (e.g. auto or HOST:6379); default: start a local Ray")
+    p.add_argument("--backend", choices=["ray", "local"], default="ray", help="ray (default) or local (in-process)")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

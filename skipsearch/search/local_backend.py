@@ -1,0 +1,25 @@
+"""The in-process backend: one trial at a time, for tests and debugging."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .study import Runner, run_trial, trial_config
+
+
+def run_local(runner: Runner, report: Callable[[str], None]) -> None:
+    task = runner.task
+    prepared = None
+    try:
+        while (prepared := runner.next_trial()) is not None:
+            result = run_trial(trial_config(prepared, runner), task=task)
+            if "failure" in result:
+                runner.fail(prepared, result["failure"])
+            else:
+                runner.complete(prepared, result)
+            prepared = None
+            report(runner.status())
+    except KeyboardInterrupt:
+        if prepared is not None:
+            runner.interrupt(prepared)
+        raise

@@ -1,0 +1,94 @@
+"""The Ray Tune backend: trials run as Tune trials on a local Ray or a cluster.
+
+A custom Tune Searcher asks the shared Runner for the next trial that needs training,
+so all Optuna bookkeeping (sampling, cheap costs, constraints, duplicates, the study
+storage) stays on the driver; workers only call evaluate(). No Tune scheduler is used:
+single-metric schedulers cannot rank a multi-objective study, and a trial stopped early
+would be told to Optuna as COMPLETE with half-trained values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .study import Prepared, Runner, run_trial, trial_config
+
+RESULT_KEYS = ("dice", "iou", "mdice", "miou", "psnr", "ssim", "train_time_s", "images_per_s", "steps", "final_loss",
+               "device", "weights", "wall_s", "failure")  # fmt: skip
+
+
+def _trainable(config: dict[str, Any]) -> None:
+    from ray import tune
+
+    tune.report({k: v for k, v in run_trial(config).items() if k in RESULT_KEYS})
+
+
+def run_ray(runner: Runner, report: Callable[[str], None], address: str | None = None) -> None:
+    import ray
+    from ray import tune
+    from ray.tune.search import Searcher
+
+    cfg = runner.cfg
+    os.environ.setdefault("RAY_AUTH_MODE", os.environ.get("RAY_AUTH_MODE", "token"))
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    started = not ray.is_initialized()
+    if started:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
+        ray.init(address=address, **kwargs) if address else ray.init(**kwargs)
+
+    class StudySearcher(Searcher):
+        def __init__(self) -> None:
+            super().__init__()
+            self.live: dict[str, Prepared] = {}
+
+        def set_search_properties(self, metric, mode, config, **spec) -> bool:
+            return True
+
+        def suggest(self, trial_id: str) -> dict | None:
+            p = runner.next_trial(running=len(self.live))
+            if p is None:
+                return Searcher.FINISHED
+            self.live[trial_id] = p
+            report(runner.status(len(self.live)))
+            return trial_config(p, runner)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            p = self.live.pop(trial_id, None)
+            if p is None:
+                return
+            if error or not result:
+                runner.fail(p, "the Ray worker died or raised (out of memory, killed, or a crash outside evaluate())", trial_id)
+            elif result.get("failure"):
+                runner.fail(p, str(result["failure"]), trial_id)
+            else:
+                runner.complete(p, {k: result[k] for k in RESULT_KEYS if k in result}, trial_id)
+            report(runner.status(len(self.live)))
+
+    searcher = StudySearcher()
+    resources = {"cpu": cfg.cpus, "gpu": cfg.gpus}
+    tuner = tune.Tuner(
+        tune.with_resources(_trainable, resources),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=-1,
+            max_concurrent_trials=cfg.concurrency,
+            reuse_actors=True,
+            trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.name,
+            storage_path=str((cfg.out / "ray").resolve()),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),  # fmt: skip
+    )
+    try:
+        tuner.fit()
+    finally:
+        for p in searcher.live.values():  # stopped by Ctrl-C or an error: not complete
+            runner.interrupt(p)
+        searcher.live.clear()
+        if started:
+            ray.shutdown()

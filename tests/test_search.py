@@ -1,0 +1,197 @@
+"""Search studies: spaces, study files (a corpus of bad ones), the local backend, faults, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from skipsearch import UserError
+from skipsearch.cli import main
+from skipsearch.search.config import load_study
+from skipsearch.search.space import SearchSpace
+from skipsearch.search.study import INTERRUPTED, Runner
+
+CORPUS = Path(__file__).parent / "corpus"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def expected(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: ")
+    return first[len("# expect: ") :]
+
+
+@pytest.mark.parametrize("path", sorted((CORPUS / "spaces").glob("*.yaml")), ids=lambda p: p.stem)
+def test_space_corpus(path):
+    if path.stem == "ok":
+        assert len(SearchSpace.load(path).dims) == 5
+        return
+    with pytest.raises(UserError) as info:
+        SearchSpace.load(path)
+    assert expected(path) in str(info.value) and path.name in str(info.value)
+
+
+@pytest.mark.parametrize("path", sorted((CORPUS / "studies").glob("*.yaml")), ids=lambda p: p.stem)
+def test_study_corpus_one_line_exit_2(path, capsys):
+    assert main(["run", str(path), "--backend", "local"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected(path) in err[0] and path.name in err[0]
+    assert not (path.parent / path.stem).exists()  # nothing created
+
+
+def test_shipped_spaces_and_studies_load():
+    for p in (ROOT / "search_spaces").glob("*.yaml"):
+        SearchSpace.load(p)
+    for p in (ROOT / "studies").glob("*.yaml"):
+        cfg = load_study(p)
+        assert cfg.n_trials >= 1 and cfg.objectives
+
+
+def test_conditional_parameters_only_when_active():
+    space = SearchSpace.load(ROOT / "search_spaces" / "skip-designs.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(40):
+        point = space.suggest(study.ask())
+        assert ("block.n" in point) == (point["block.type"] == "cmrf")
+        assert ("skip.target" in point) == (point["skip.type"] == "msiam_iem")
+
+
+def write_study(tmp_path: Path, **fields) -> Path:
+    base = {
+        "name": "t",
+        "task": "{name: shapes, train_samples: 16, val_samples: 8}",
+        "space": str(CORPUS / "spaces" / "ok.yaml"),
+        "sampler": "random",
+        "n_trials": "5",
+        "budget": "{steps: 2, batch: 2, size: [32, 32]}",
+        "reference_input": "[3, 64, 64]",
+    }
+    base.update({k: str(v) for k, v in fields.items()})
+    path = tmp_path / "study.yaml"
+    path.write_text("".join(f"{k}: {v}\n" for k, v in base.items()))
+    return path
+
+
+def trials_of(path: Path) -> list:
+    cfg = load_study(path)
+    return optuna.load_study(study_name=cfg.name, storage=cfg.storage).trials
+
+
+def test_local_run_records_everything(tmp_path, capsys):
+    path = write_study(
+        tmp_path, n_trials=6, seed_presets="[tiny-naf]", constraints="[{objective: skip_memory_bytes, max: 200 KiB}]"
+    )
+    assert main(["run", str(path), "--backend", "local"]) == 0
+    trials = trials_of(path)
+    finished = [t for t in trials if t.state.is_finished()]
+    assert len(finished) == 6 and not [t for t in trials if t.state.name == "RUNNING"]
+    assert trials[0].user_attrs["preset"] == "tiny-naf"
+    for t in trials:
+        assert {"spec", "arch_id", "skip_memory_bytes", "params", "macs", "skip_timeline"} <= set(t.user_attrs)
+        if t.state.name == "PRUNED":
+            assert "skip_memory_bytes" in t.user_attrs["infeasible"] and t.user_attrs["skip_memory_bytes"] > 200 * 1024
+        if t.state.name == "COMPLETE" and t.user_attrs.get("duplicate_of") is None:
+            assert {"dice", "train_time_s", "weights"} <= set(t.user_attrs)
+            assert Path(t.user_attrs["weights"]).exists()
+            assert t.values[1] == t.user_attrs["skip_memory_bytes"] <= 200 * 1024
+    assert "Pareto front of 't'" in capsys.readouterr().out
+
+
+def test_duplicates_are_not_trained_again(tmp_path):
+    # a one-point space: every trial after the first is the same architecture
+    space = tmp_path / "one.yaml"
+    space.write_text("params:\n  depth: 2\n  width: 8\n  block.type: naf\n")
+    path = write_study(tmp_path, space=space, n_trials=3)
+    assert main(["run", str(path), "--backend", "local"]) == 0
+    trials = trials_of(path)
+    assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0, 0]
+    assert trials[1].values == trials[0].values and "train_time_s" in trials[0].user_attrs
+    assert len(list((tmp_path / "t" / "trials").iterdir())) == 1  # trained once
+
+
+def test_invalid_specs_and_failures_are_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
+    space = tmp_path / "bad.yaml"
+    space.write_text("params:\n  depth: 2\n  width: {choice: [8, 12]}\n  block.type: cmrf\n  block.n: 4\n  lr_marker: 1\n")
+    with pytest.raises(UserError, match="params.lr_marker: unknown ArchSpec field"):
+        SearchSpace.load(space)
+    space.write_text("params:\n  depth: 2\n  width: {choice: [8, 12, 16]}\n  block.type: cmrf\n  block.n: 4\n")
+    path = write_study(tmp_path, space=space, n_trials=5)
+
+    import skipsearch.search.study as study_mod
+
+    real = study_mod.run_trial
+
+    def flaky(config, task=None):  # the first trained trial blows up inside evaluate()
+        if not flaky.done:
+            flaky.done = True
+            return {"failure": "TrainingError: loss became nan at step 1"}
+        return real(config, task)
+
+    flaky.done = False
+    monkeypatch.setattr("skipsearch.search.local_backend.run_trial", flaky)
+    assert main(["run", str(path), "--backend", "local"]) == 0
+    trials = trials_of(path)
+    reasons = [t.user_attrs.get("failure", "") for t in trials if t.state.name == "FAIL"]
+    assert any(r.startswith("invalid spec: field 'block.n'") for r in reasons)  # width 12 with n=4
+    assert "TrainingError: loss became nan at step 1" in reasons
+    assert len([t for t in trials if t.state.is_finished()]) == 5
+
+
+def test_rerun_continues_up_to_n_trials(tmp_path):
+    path = write_study(tmp_path, n_trials=2)
+    assert main(["run", str(path), "--backend", "local"]) == 0
+    assert main(["run", str(path), "--backend", "local", "--trials", "4"]) == 0
+    assert len(trials_of(path)) == 4
+    assert main(["run", str(path), "--backend", "local", "--trials", "4"]) == 0
+    assert len(trials_of(path)) == 4  # already there: nothing more
+
+
+def test_kill_9_then_resume(tmp_path):
+    path = write_study(tmp_path, n_trials=6, budget="{steps: 40, batch: 2, size: [32, 32]}")
+    cmd = [sys.executable, "-m", "skipsearch.cli", "run", str(path), "--backend", "local"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until at least one trial is complete and another is running
+        line = proc.stderr.readline()
+        if "1 complete" in line or "2 complete" in line:
+            break
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = trials_of(path)
+    assert any(t.state.name == "RUNNING" for t in before)
+    done_before = {t.number for t in before if t.state.name == "COMPLETE"}
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    after = trials_of(path)
+    assert not [t for t in after if t.state.name == "RUNNING"]
+    assert [t.user_attrs["failure"] for t in after if t.state.name == "FAIL"] == [INTERRUPTED]
+    assert done_before <= {t.number for t in after if t.state.name == "COMPLETE"}
+    counted = [t for t in after if t.state.is_finished() and t.user_attrs.get("failure") != INTERRUPTED]
+    assert len(counted) == 6
+    trained = [t.user_attrs["arch_id"] for t in after if t.state.name == "COMPLETE" and t.user_attrs.get("duplicate_of") is None]
+    assert len(trained) == len(set(trained))  # no architecture trained twice
+
+
+def test_runner_recovers_stale_running_trials(tmp_path):
+    path = write_study(tmp_path, n_trials=2)
+    cfg = load_study(path)
+    runner = Runner(cfg)
+    runner.study.ask()  # left RUNNING, as by a killed driver
+    again = Runner(cfg)
+    assert again.recovered == 1 and again.remaining() == 2
+
+
+def test_study_is_plain_optuna(tmp_path):
+    path = write_study(tmp_path, n_trials=2)
+    assert main(["run", str(path), "--backend", "local"]) == 0
+    cfg = load_study(path)
+    study = optuna.load_study(study_name="t", storage=cfg.storage)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.user_attrs["config"]["objectives"] == [["dice", "maximize"], ["skip_memory_bytes", "minimize"]]
