@@ -43,8 +43,10 @@ def main() -> None:
     args = ap.parse_args()
     task = make_task("shapes", train_samples=1000, val_samples=200)
     block = {"type": "cmrf", "n": 4} if args.block == "cmrf" else {"type": args.block}
-    rows = ["| skip design | dice (mean of seeds) | iou | per seed dice | skip memory @64x64 | M_E1 | params | train s |",
-            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| skip design | dice (mean of seeds) | iou | per seed dice | skip memory @64x64 | M_E1 | params | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, skip in DESIGNS:
         spec = task.adapt(ArchSpec(block=block, depth=4, width=16, skip=skip))
         runs = [evaluate(spec, task, Budget(steps=args.steps, batch=8, size=(64, 64), lr=1e-3, seed=s)) for s in args.seeds]

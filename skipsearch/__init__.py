@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .blocks import BLOCKS
 from .errors import SpecError, UserError
+from .export import load
 from .model import UNet, build_model
 from .presets import list_presets, preset
 from .skips import SKIPS
@@ -31,5 +32,6 @@ __all__ = [
     "list_blocks",
     "list_presets",
     "list_skips",
+    "load",
     "preset",
 ]

@@ -214,6 +214,40 @@ def print_front(runner) -> None:
         print(f"  #{t.number:<4} {figures}  {t.user_attrs.get('summary', '')}")
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    from .results import load_results, write_table
+
+    text = write_table(load_results(args.study_dir, args.study), args.format, args.out)
+    if text is not None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_pareto, export_trial
+    from .results import load_results
+
+    results = load_results(args.study_dir, args.study)
+    out = Path(args.out) if args.out else Path(args.study_dir) / "exports"
+    paths = export_pareto(results, out) if args.pareto else [export_trial(results, args.trial, out)]
+    for p in paths:
+        checks = json.loads((p / "checks.json").read_text())
+        print(f"{p}  ({', '.join(f'{k.split()[0]} {v:.1e}' for k, v in checks.items())})")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from .dashboard import write_dashboard
+
+    path = write_dashboard(args.study_dir, refresh=15 if args.serve else None)
+    print(path)
+    if args.serve:
+        from .serve import serve
+
+        serve(Path(args.study_dir), args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skipsearch", description="Architecture search over U-Net skip designs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -255,6 +289,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="a running Ray cluster (e.g. auto or HOST:6379); default: start a local Ray")
     p.add_argument("--backend", choices=["ray", "local"], default="ray", help="ray (default) or local (in-process)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("dashboard", help="write STUDY_DIR/dashboard.html (self-contained); --serve keeps it fresh on localhost")
+    p.add_argument("study_dir", metavar="STUDY_DIR")
+    p.add_argument("--serve", action="store_true", help="serve on 127.0.0.1 and rebuild every 10 s while a study runs")
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("results", help="one row per trial: spec fields, objectives, costs, state, reasons")
+    p.add_argument("study_dir", metavar="STUDY_DIR")
+    p.add_argument("--format", default="csv", help="csv (default), parquet or json")
+    p.add_argument("--out", metavar="FILE", help="write here (parquet default: STUDY_DIR/results.parquet)")
+    p.add_argument("--study", help="the study's name, when the folder holds several")
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("export", help="export trials as bundles: safetensors, ONNX, TorchScript, model.py, model card")
+    p.add_argument("study_dir", metavar="STUDY_DIR")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pareto", action="store_true", help="every feasible trial on the Pareto front")
+    which.add_argument("--trial", type=int, metavar="N")
+    p.add_argument("--out", metavar="DIR", help="default: STUDY_DIR/exports")
+    p.add_argument("--study", help="the study's name, when the folder holds several")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -72,8 +72,10 @@ def write_study(tmp_path: Path, **fields) -> Path:
         "n_trials": "5",
         "budget": "{steps: 2, batch: 2, size: [32, 32]}",
         "reference_input": "[3, 64, 64]",
+        "resources": "{cpus: 1}",
     }
     base.update({k: str(v) for k, v in fields.items()})
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "study.yaml"
     path.write_text("".join(f"{k}: {v}\n" for k, v in base.items()))
     return path

@@ -32,12 +32,34 @@ from ..train import Budget
 from .space import SearchSpace
 
 # figures known before training (usable in constraints) and their natural direction
-COSTS = {"skip_memory_bytes": "minimize", "skip_memory_me1": "minimize", "params": "minimize", "macs": "minimize",
-         "flops": "minimize", "peak_activation_bytes": "minimize"}  # fmt: skip
+COSTS = {
+    "skip_memory_bytes": "minimize",
+    "skip_memory_me1": "minimize",
+    "params": "minimize",
+    "macs": "minimize",
+    "flops": "minimize",
+    "peak_activation_bytes": "minimize",
+}
 AFTER_TRAINING = {"train_time_s": "minimize", "images_per_s": "maximize"}
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
-FIELDS = ("name", "description", "task", "space", "objectives", "constraints", "sampler", "n_trials", "budget",
-          "reference_input", "resources", "concurrency", "seed", "seed_presets", "storage", "out")  # fmt: skip
+FIELDS = (
+    "name",
+    "description",
+    "task",
+    "space",
+    "objectives",
+    "constraints",
+    "sampler",
+    "n_trials",
+    "budget",
+    "reference_input",
+    "resources",
+    "concurrency",
+    "seed",
+    "seed_presets",
+    "storage",
+    "out",
+)
 UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
 
@@ -228,9 +250,23 @@ def load_study(path: str | Path) -> StudyConfig:
     out = rel(data["out"]) if data.get("out") else here / name
     storage = str(data.get("storage") or f"sqlite:///{(out / 'study.db').resolve()}")
     return StudyConfig(
-        name=name, path=path, task_name=task_name, task_options=options, space=space, objectives=objectives,
-        constraints=constraints, sampler=sampler, n_trials=positive_int("n_trials", 12), budget=budget,
-        reference_input=ref, cpus=float(resources.get("cpus", 1)), gpus=float(resources.get("gpus", 0)),
-        concurrency=positive_int("concurrency", 1), seed=int(data.get("seed", 0)), seed_presets=presets,
-        storage=storage, out=out, description=str(data.get("description", "")),
-    )  # fmt: skip
+        name=name,
+        path=path,
+        task_name=task_name,
+        task_options=options,
+        space=space,
+        objectives=objectives,
+        constraints=constraints,
+        sampler=sampler,
+        n_trials=positive_int("n_trials", 12),
+        budget=budget,
+        reference_input=ref,
+        cpus=float(resources.get("cpus", 1)),
+        gpus=float(resources.get("gpus", 0)),
+        concurrency=positive_int("concurrency", 1),
+        seed=int(data.get("seed", 0)),
+        seed_presets=presets,
+        storage=storage,
+        out=out,
+        description=str(data.get("description", "")),
+    )

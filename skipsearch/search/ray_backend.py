@@ -15,8 +15,22 @@ from typing import Any
 
 from .study import Prepared, Runner, run_trial, trial_config
 
-RESULT_KEYS = ("dice", "iou", "mdice", "miou", "psnr", "ssim", "train_time_s", "images_per_s", "steps", "final_loss",
-               "device", "weights", "wall_s", "failure")  # fmt: skip
+RESULT_KEYS = (
+    "dice",
+    "iou",
+    "mdice",
+    "miou",
+    "psnr",
+    "ssim",
+    "train_time_s",
+    "images_per_s",
+    "steps",
+    "final_loss",
+    "device",
+    "weights",
+    "wall_s",
+    "failure",
+)
 
 
 def _trainable(config: dict[str, Any]) -> None:
@@ -82,7 +96,7 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
             storage_path=str((cfg.out / "ray").resolve()),
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
-        ),  # fmt: skip
+        ),
     )
     try:
         tuner.fit()

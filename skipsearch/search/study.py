@@ -52,19 +52,30 @@ def open_study(cfg: StudyConfig, create: bool = True):
     if not create:
         return optuna.load_study(study_name=cfg.name, storage=storage)
     study = optuna.create_study(
-        study_name=cfg.name, storage=storage, directions=[o.direction for o in cfg.objectives],
-        sampler=make_sampler(cfg), load_if_exists=True,
-    )  # fmt: skip
+        study_name=cfg.name,
+        storage=storage,
+        directions=[o.direction for o in cfg.objectives],
+        sampler=make_sampler(cfg),
+        load_if_exists=True,
+    )
     if tuple(study.directions) != tuple(optuna.study.StudyDirection[o.direction.upper()] for o in cfg.objectives):
         from ..errors import UserError
 
         raise UserError(
             f"{cfg.path}: objectives: the stored study {cfg.name!r} has other objectives; use a new name or out folder"
         )
-    study.set_user_attr("config", {"task": cfg.task_name, "task_options": cfg.task_options, "space": cfg.space.name,
-                                   "objectives": [[o.name, o.direction] for o in cfg.objectives],
-                                   "constraints": [[c.objective, c.low, c.high] for c in cfg.constraints],
-                                   "reference_input": list(cfg.reference_input), "budget": cfg.budget.to_dict()})  # fmt: skip
+    study.set_user_attr(
+        "config",
+        {
+            "task": cfg.task_name,
+            "task_options": cfg.task_options,
+            "space": cfg.space.name,
+            "objectives": [[o.name, o.direction] for o in cfg.objectives],
+            "constraints": [[c.objective, c.low, c.high] for c in cfg.constraints],
+            "reference_input": list(cfg.reference_input),
+            "budget": cfg.budget.to_dict(),
+        },
+    )
     return study
 
 
@@ -110,8 +121,11 @@ class Runner:
         return self.cfg.n_trials - len(self.finished()) - running
 
     def _completed_by_arch(self) -> dict[str, Any]:
-        return {t.user_attrs.get("arch_id"): t for t in self.study.get_trials(deepcopy=False, states=(self.states.COMPLETE,))
-                if t.user_attrs.get("duplicate_of") is None}  # fmt: skip
+        return {
+            t.user_attrs.get("arch_id"): t
+            for t in self.study.get_trials(deepcopy=False, states=(self.states.COMPLETE,))
+            if t.user_attrs.get("duplicate_of") is None
+        }
 
     def _pending_presets(self) -> list[str]:
         started = {t.user_attrs.get("preset") for t in self.study.get_trials(deepcopy=False)}
@@ -151,8 +165,9 @@ class Runner:
         violated = [c for c in self.cfg.constraints if c.violation(costs[c.objective]) > 0]
         if violated:
             c = violated[0]
-            bound = f"<= {c.high:g}" if c.high is not None and costs[c.objective] > c.high else f">= {c.low:g}"
-            trial.set_user_attr("infeasible", f"{c.objective} = {costs[c.objective]:g}, needs {bound}")
+            above = c.high is not None and costs[c.objective] > c.high
+            bound = f"<= {_human(c.objective, c.high)}" if above else f">= {_human(c.objective, c.low)}"
+            trial.set_user_attr("infeasible", f"{c.objective} = {_human(c.objective, costs[c.objective])}, needs {bound}")
             self.study.tell(trial, state=self.states.PRUNED)
             return None
         earlier = self._completed_by_arch().get(spec.arch_id)
@@ -210,9 +225,11 @@ class Runner:
         failed = sum(t.state == self.states.FAIL for t in trials)
         infeasible = sum(t.state == self.states.PRUNED for t in trials)
         front = self.study.best_trials if done else []
-        parts = [f"trials {len(trials)}/{self.cfg.n_trials}: {done} complete, {running} running, "
+        parts = [
+            f"trials {len(trials)}/{self.cfg.n_trials}: {done} complete, {running} running, "
             f"{failed} failed, {infeasible} infeasible",
-                 f"front {len(front)}"]  # fmt: skip
+            f"front {len(front)}",
+        ]
         for i, o in enumerate(self.cfg.objectives):
             if front:
                 pick = max if o.direction == "maximize" else min
@@ -220,6 +237,10 @@ class Runner:
                     f"{'best' if o.direction == 'maximize' else 'min'} {o.name} {_fmt(pick(t.values[i] for t in front))}"
                 )
         return " | ".join(parts)
+
+
+def _human(name: str, v: float) -> str:
+    return f"{v / 2**20:.4g} MiB" if name.endswith("_bytes") else f"{v:.4g}"
 
 
 def _fmt(v: float) -> str:

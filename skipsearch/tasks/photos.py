@@ -18,8 +18,21 @@ import torch.nn.functional as F
 from ..errors import UserError
 from .base import TASKS, Batch, Task
 
-TRAIN = ("astronaut", "camera", "coins", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-         "moon", "brick", "grass", "gravel", "cell", "stereo_motorcycle")  # fmt: skip
+TRAIN = (
+    "astronaut",
+    "camera",
+    "coins",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "moon",
+    "brick",
+    "grass",
+    "gravel",
+    "cell",
+    "stereo_motorcycle",
+)
 VAL = ("chelsea", "coffee", "clock")
 VAL_CROPS = 4  # fixed crops per validation photo
 

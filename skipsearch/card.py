@@ -1,0 +1,78 @@
+"""MODEL_CARD.md for an export bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .spec import ArchSpec
+
+
+def _mib(n: float | None) -> str:
+    return "-" if n is None else f"{n / 2**20:.3f} MiB"
+
+
+def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: tuple[int, int]) -> str:
+    a: dict[str, Any] = trial.user_attrs
+    cfg = results.config
+    me1 = a.get("m_e1_bytes")
+    timeline = a.get("skip_timeline") or []
+    depth = spec.depth
+    stages = [f"after encoder level {i}" for i in range(1, depth + 1)] + ["after the bottleneck"]
+    stages += [f"after decoder level {i}" for i in range(depth, 0, -1)]
+    front = results.front
+    on_front = int(trial.number) in set(int(n) for n in front["number"])
+    metrics = [m for m in ("dice", "iou", "mdice", "miou", "psnr", "ssim") if m in a]
+    ref = cfg.get("reference_input", [spec.in_channels, 256, 256])
+    objectives = ", ".join(f"{n} ({d})" for n, d in zip(results.objectives, results.directions, strict=True))
+    lines = [
+        f"# Model card: {spec.arch_id}",
+        "",
+        f"{spec.summary()}",
+        "",
+        "## Task and data",
+        f"- task: `{cfg.get('task')}` with options `{cfg.get('task_options', {})}`",
+        f"- training budget: `{cfg.get('budget', {})}`",
+        "",
+        "## Validation metrics",
+        *[f"- {m}: {a[m]:.4f}" for m in metrics],
+        f"- train time: {a.get('train_time_s', float('nan')):.1f} s on {a.get('device', '?')}",
+        "",
+        "## Costs",
+        f"- parameters: {a.get('params'):,}",
+        f"- MACs (thop, {ref[0]}x{ref[1]}x{ref[2]}): {a.get('macs', 0) / 1e9:.3f} G; "
+        f"FLOPs (FlopCounterMode): {a.get('flops', 0) / 1e9:.3f} G",
+        f"- skip memory (inference, batch 1, fp32, {ref[1]}x{ref[2]}): {_mib(a.get('skip_memory_bytes'))}"
+        + (f" = {a.get('skip_memory_bytes') / me1:.4g} M_E1 (M_E1 = {_mib(me1)})" if me1 else ""),
+        f"- peak inference activations: {_mib(a.get('peak_activation_bytes'))}",
+        "",
+        "Skip memory held at its peak, by level:",
+        "",
+        "| part | bytes | M_E1 |",
+        "|---|---:|---:|",
+        *[f"| {k} | {v:,} | {v / me1:.4g} |" for k, v in (a.get("skip_levels") or {}).items() if me1],
+        "",
+        "Skip-memory timeline:",
+        "",
+        "| stage | skip memory | M_E1 |",
+        "|---|---:|---:|",
+        *[f"| {s} | {_mib(b)} | {b / me1:.4g} |" for s, b in zip(stages, timeline, strict=False) if me1],
+        "",
+        "## How the search found it",
+        f"- study `{results.name}`, trial #{trial.number}"
+        + (f" (seed preset `{a['preset']}`)" if a.get("preset") else "")
+        + (f", same architecture as trial #{a['duplicate_of']}" if a.get("duplicate_of") is not None else ""),
+        f"- search space `{cfg.get('space')}`; objectives {objectives}",
+        f"- constraints: {cfg.get('constraints') or 'none'}",
+        f"- on the Pareto front of {len(front)} feasible trials: {'yes' if on_front else 'no'}; values "
+        + ", ".join(f"{n} = {v:.4g}" for n, v in zip(results.objectives, trial.values, strict=True)),
+        "",
+        "## Export checks",
+        f"Random input 1x{spec.in_channels}x{size[0]}x{size[1]}, max abs difference against the torch model:",
+        "",
+        *[f"- {k}: {v:.3g}" for k, v in checks.items()],
+        "",
+        f"model.ts and model.onnx are traced at {size[0]}x{size[1]} (their padding is fixed for that size); model.py",
+        "and skipsearch.load() take any size (padded to a multiple of 2^depth and cropped back).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,371 @@
+"""The study dashboard: one self-contained HTML page (plotly embedded, works offline).
+
+Data comes from results.load_results(); this module only renders it. Every string that
+comes from a user (study name, parameters, notes, failure reasons) is HTML-escaped before
+it reaches the page or a plotly hover text (plotly renders hover text as HTML).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .results import StudyResults
+
+STAGE_NAMES = lambda depth: [f"enc {i}" for i in range(1, depth + 1)] + ["bottleneck"] + [f"dec {i}" for i in range(depth, 0, -1)]  # noqa: E731
+SYMBOLS = {"naf": "circle", "cmrf": "diamond", "conv": "square"}
+COLORS = {"none": "#7f7f7f", "plain": "#1f77b4", "msiam_iem": "#d62728", "sdi": "#2ca02c", "dense": "#9467bd"}
+BYTES = {"skip_memory_bytes", "peak_activation_bytes"}
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(name: str, v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if name in BYTES:
+        return f"{float(v) / 2**20:.3g} MiB"
+    if name in ("params", "macs", "flops"):
+        return f"{float(v) / 1e6:.3g} M"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _hover(row, objectives: list[str]) -> str:
+    lines = [f"<b>#{row['number']}</b> {esc(row.get('summary', ''))}"]
+    if isinstance(row.get("preset"), str):
+        lines.append(f"preset: {esc(row['preset'])}")
+    for name in [*objectives, "skip_memory_me1", "params", "macs", "train_time_s"]:
+        if name in row and name not in objectives[:0]:
+            lines.append(f"{esc(name)}: {esc(_fmt(name, row.get(name)))}")
+    for key in ("infeasible", "failure", "duplicate_of"):
+        if isinstance(row.get(key), str | int) and not (isinstance(row.get(key), float)):
+            lines.append(f"{key}: {esc(row[key])}")
+    return "<br>".join(lines)
+
+
+def _axis(name: str) -> dict[str, Any]:
+    return {"title": {"text": esc(name) + (" (MiB)" if name in BYTES else "")}}
+
+
+def _scale(name: str, values):
+    return [float(v) / 2**20 if name in BYTES else float(v) for v in values]
+
+
+def pareto_figure(r: StudyResults):
+    import plotly.graph_objects as go
+
+    f = r.frame
+    y_name, x_name = r.objectives[0], r.objectives[1] if len(r.objectives) > 1 else r.objectives[0]
+    fig = go.Figure()
+    done = f[(f["state"] == "COMPLETE") & f["feasible"].astype(bool)]
+    for skip, group in done.groupby(done.get("skip.type", "skip")):
+        for on_front, part in group.groupby("pareto"):
+            fig.add_trace(
+                go.Scatter(
+                    x=_scale(x_name, part[x_name]),
+                    y=_scale(y_name, part[y_name]),
+                    mode="markers",
+                    name=f"{skip}{' (Pareto)' if on_front else ''}",
+                    legendgroup=str(skip),
+                    marker={
+                        "color": COLORS.get(skip, "#444"),
+                        "symbol": [SYMBOLS.get(b, "circle") for b in part.get("block.type", [])],
+                        "size": 12 if on_front else 8,
+                        "opacity": 1.0 if on_front else 0.4,
+                        "line": {"width": 1.5 if on_front else 0, "color": "black"},
+                    },
+                    text=[_hover(row, r.objectives) for _, row in part.iterrows()],
+                    hoverinfo="text",
+                )
+            )
+    front = done[done["pareto"]].sort_values(x_name)
+    if len(front):
+        fig.add_trace(
+            go.Scatter(
+                x=_scale(x_name, front[x_name]),
+                y=_scale(y_name, front[y_name]),
+                mode="lines",
+                line={"shape": "hv", "color": "black", "width": 1},
+                name="front",
+                hoverinfo="skip",
+            )
+        )
+    presets = done[done.get("preset", None).notna()] if "preset" in done else done.iloc[0:0]
+    if len(presets):
+        fig.add_trace(
+            go.Scatter(
+                x=_scale(x_name, presets[x_name]),
+                y=_scale(y_name, presets[y_name]),
+                mode="markers+text",
+                marker={"symbol": "star", "size": 16, "color": "gold", "line": {"width": 1, "color": "black"}},
+                text=[esc(p) for p in presets["preset"]],
+                textposition="top center",
+                name="seed presets",
+                hovertext=[_hover(row, r.objectives) for _, row in presets.iterrows()],
+                hoverinfo="text",
+            )
+        )
+    bad = f[f["infeasible"].notna()] if "infeasible" in f else f.iloc[0:0]
+    if len(bad) and x_name in bad:
+        floor = min(_scale(y_name, done[y_name])) if len(done) else 0.0
+        fig.add_trace(
+            go.Scatter(
+                x=_scale(x_name, bad[x_name]),
+                y=[floor] * len(bad),
+                mode="markers",
+                name="infeasible (not trained)",
+                marker={"symbol": "x", "color": "#bbb", "size": 7},
+                text=[_hover(row, r.objectives) for _, row in bad.iterrows()],
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        title="Pareto front: " + esc(y_name) + " against " + esc(x_name),
+        xaxis=_axis(x_name),
+        yaxis=_axis(y_name),
+        height=560,
+        legend={"title": {"text": "skip design (symbol: block family)"}},
+    )
+    return fig
+
+
+def front3d_figure(r: StudyResults):
+    import plotly.graph_objects as go
+
+    done = r.frame[(r.frame["state"] == "COMPLETE") & r.frame["feasible"].astype(bool)]
+    a, b, c = r.objectives[:3]
+    fig = go.Figure(
+        go.Scatter3d(
+            x=_scale(a, done[a]),
+            y=_scale(b, done[b]),
+            z=_scale(c, done[c]),
+            mode="markers",
+            marker={
+                "size": [7 if p else 3 for p in done["pareto"]],
+                "color": [COLORS.get(s, "#444") for s in done.get("skip.type", [])],
+            },
+            text=[_hover(row, r.objectives) for _, row in done.iterrows()],
+            hoverinfo="text",
+        )
+    )
+    fig.update_layout(title="Three objectives", scene={"xaxis": _axis(a), "yaxis": _axis(b), "zaxis": _axis(c)}, height=560)
+    return fig
+
+
+def hypervolume_figure(r: StudyResults):
+    import plotly.graph_objects as go
+
+    ref = ", ".join(_fmt(n, v) for n, v in zip(r.objectives, r.reference if r.reference is not None else [], strict=False))
+    fig = go.Figure(
+        go.Scatter(x=r.hv_history["number"], y=r.hv_history["hypervolume"], mode="lines+markers", line={"shape": "hv"})
+    )
+    fig.update_layout(
+        title=f"Hypervolume by trial (reference point: {esc(ref)})",
+        xaxis={"title": {"text": "trial"}},
+        yaxis={"title": {"text": "hypervolume"}},
+        height=360,
+    )
+    return fig
+
+
+def parallel_figure(r: StudyResults):
+    import plotly.graph_objects as go
+
+    done = r.frame[r.frame["state"] == "COMPLETE"]
+    dims = []
+    for col in [
+        "depth",
+        "width",
+        "enc_blocks",
+        "mid_blocks",
+        "dec_blocks",
+        "block.type",
+        "block.n",
+        "skip.type",
+        "skip.target",
+        "skip.channels",
+    ]:
+        if col not in done or done[col].isna().all():
+            continue
+        values = done[col].astype(str) if done[col].dtype == object else done[col]
+        if values.dtype == object:
+            cats = sorted(values.unique())
+            dims.append(
+                {
+                    "label": esc(col),
+                    "values": [cats.index(v) for v in values],
+                    "tickvals": list(range(len(cats))),
+                    "ticktext": [esc(c) for c in cats],
+                }
+            )
+        else:
+            dims.append({"label": esc(col), "values": values.fillna(-1).tolist()})
+    for name in r.objectives:
+        dims.append({"label": esc(name), "values": _scale(name, done[name])})
+    color = done[r.objectives[0]] if len(done) else []
+    fig = go.Figure(go.Parcoords(line={"color": color, "colorscale": "Viridis", "showscale": True}, dimensions=dims))
+    fig.update_layout(title="Parameters of complete trials (colour: " + esc(r.objectives[0]) + ")", height=420)
+    return fig
+
+
+def timeline_figure(r: StudyResults):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    by_number = {t.number: t for t in r.trials}
+    for _, row in r.front.iterrows():
+        attrs = by_number[row["number"]].user_attrs
+        timeline, me1 = attrs.get("skip_timeline"), attrs.get("m_e1_bytes")
+        if not timeline or not me1:
+            continue
+        depth = (len(timeline) - 1) // 2
+        fig.add_trace(
+            go.Scatter(
+                x=STAGE_NAMES(depth),
+                y=[b / me1 for b in timeline],
+                mode="lines+markers",
+                name=f"#{row['number']} {esc(row.get('skip.type', ''))}",
+                line={"color": COLORS.get(row.get("skip.type"), "#444")},
+                hovertext=[f"{b / 2**20:.3g} MiB" for b in timeline],
+            )
+        )
+    fig.update_layout(
+        title="Skip memory through inference, Pareto trials (units of M_E1, as in UNet-- Fig. 1b)",
+        yaxis={"title": {"text": "skip memory (M_E1)"}},
+        height=420,
+    )
+    return fig
+
+
+def skip_summary(r: StudyResults) -> list[dict[str, Any]]:
+    f = r.frame
+    if "skip.type" not in f:
+        return []
+    rows = []
+    metric, direction = r.objectives[0], r.directions[0]
+    for skip, g in f.groupby("skip.type"):
+        done = g[g["state"] == "COMPLETE"]
+        best = (done[metric].max() if direction == "maximize" else done[metric].min()) if len(done) else None
+        rows.append(
+            {
+                "skip design": skip,
+                "trials": len(g),
+                "complete": len(done),
+                "on the front": int(g["pareto"].sum()),
+                "infeasible": int(g["infeasible"].notna().sum()) if "infeasible" in g else 0,
+                "failed": int((g["state"] == "FAIL").sum()),
+                f"best {metric}": best,
+                "min skip memory": g["skip_memory_bytes"].min() if "skip_memory_bytes" in g else None,
+            }
+        )
+    return rows
+
+
+def _table(rows: list[dict[str, Any]], table_id: str) -> str:
+    if not rows:
+        return "<p>No trials yet.</p>"
+    cols = list(rows[0])
+    head = "".join(f"<th onclick=\"sortTable('{table_id}', {i})\">{esc(c)}</th>" for i, c in enumerate(cols))
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td data-v="{esc(r[c])}">{esc(_fmt(c.replace("min ", "").replace(" ", "_") if "memory" in c else c, r[c]))}</td>'
+            for c in cols
+        )
+        + "</tr>"
+        for r in rows
+    )  # noqa: E501
+    return f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def pareto_rows(r: StudyResults) -> list[dict[str, Any]]:
+    cols = [
+        "number",
+        *r.objectives,
+        "skip_memory_me1",
+        "params",
+        "macs",
+        "skip.type",
+        "block.type",
+        "depth",
+        "width",
+        "arch_id",
+        "preset",
+        "summary",
+    ]
+    out = []
+    for _, row in r.front.sort_values(r.objectives[0], ascending=r.directions[0] == "minimize").iterrows():
+        out.append(
+            {c: (None if isinstance(row.get(c), float) and math.isnan(row.get(c)) else row.get(c)) for c in cols if c in row}
+        )
+    return out
+
+
+SCRIPT = """
+function sortTable(id, col) {
+  const t = document.getElementById(id), body = t.tBodies[0], rows = Array.from(body.rows);
+  const dir = t.dataset.col == col && t.dataset.dir == 'asc' ? 'desc' : 'asc';
+  t.dataset.col = col; t.dataset.dir = dir;
+  const key = r => { const v = r.cells[col].dataset.v; const n = parseFloat(v); return isNaN(n) ? v : n; };
+  rows.sort((a, b) => { const x = key(a), y = key(b); return (x > y ? 1 : x < y ? -1 : 0) * (dir == 'asc' ? 1 : -1); });
+  rows.forEach(r => body.appendChild(r));
+}
+"""
+STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:17px;margin-top:28px}
+table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f4f4f4;cursor:pointer}td:last-child{text-align:left}.meta{color:#555;font-size:13px}"""
+
+
+def build_page(r: StudyResults, refresh: int | None = None) -> str:
+    import plotly.io as pio
+    from plotly.offline import get_plotlyjs
+
+    figures = [("pareto", pareto_figure(r))]
+    if len(r.objectives) >= 3:
+        figures.append(("front3d", front3d_figure(r)))
+    figures += [("hypervolume", hypervolume_figure(r)), ("timeline", timeline_figure(r)), ("parallel", parallel_figure(r))]
+    divs = {
+        name: pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{name}", validate=False)
+        for name, fig in figures
+    }
+    counts = r.frame["state"].value_counts().to_dict() if len(r.frame) else {}
+    meta = (
+        f"task {esc(r.config.get('task', '?'))} | space {esc(r.config.get('space', '?'))} | objectives "
+        + ", ".join(f"{esc(o)} ({d})" for o, d in zip(r.objectives, r.directions, strict=True))
+        + f" | trials {len(r.frame)} ({', '.join(f'{esc(k)} {v}' for k, v in counts.items())}) | hypervolume {r.hypervolume:.4g}"
+    )
+    summary = {"study": r.name, "front": [int(n) for n in r.front["number"]], "hypervolume": r.hypervolume}
+    head_refresh = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'>{head_refresh}<title>{esc(r.name)} - skipsearch</title>",
+        f"<style>{STYLE}</style><script>{get_plotlyjs()}</script><script>{SCRIPT}</script></head><body>",
+        f"<h1>Study {esc(r.name)}</h1><p class='meta'>{meta}</p>",
+        divs["pareto"],
+        divs.get("front3d", ""),
+        "<h2>Pareto trials</h2>",
+        _table(pareto_rows(r), "pareto-table"),
+        "<h2>Skip designs</h2>",
+        _table(skip_summary(r), "skip-table"),
+        divs["timeline"],
+        divs["hypervolume"],
+        divs["parallel"],
+        f"<script type='application/json' id='summary'>{esc(json.dumps(summary))}</script>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_dashboard(directory: str | Path, refresh: int | None = None) -> Path:
+    from .results import load_results
+
+    r = load_results(directory)
+    path = Path(directory) / "dashboard.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(build_page(r, refresh), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,151 @@
+"""Export bundles: a trained trial as files a user can ship, each checked at export.
+
+A bundle folder (named by arch id) holds spec.json, model.safetensors (the trial's
+weights), model.onnx, model.ts (TorchScript, traced at the export size), model.py (a
+torch-only definition of the same network) and MODEL_CARD.md. Every format is run on a
+random input and compared with the torch model (max abs difference at most 1e-4; ONNX
+through onnxruntime); the figures go into the card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import UserError
+from .model import UNet, build_model
+from .spec import ArchSpec
+
+TOLERANCE = 1e-4
+
+
+def load(path: str | Path) -> UNet:
+    """The model of an export bundle (or any folder with spec.json and model.safetensors).
+    Built from JSON and safetensors only: nothing is unpickled."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    for name in ("spec.json", "model.safetensors"):
+        if not (path / name).exists():
+            raise UserError(f"{path}: no {name} in this folder")
+    model = build_model(ArchSpec.from_json((path / "spec.json").read_text()))
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    return model.eval()
+
+
+def _diff(a: torch.Tensor, b: Any) -> float:
+    return float((a - torch.as_tensor(b)).abs().max())
+
+
+def _check_onnx(path: Path, x: torch.Tensor, ref: torch.Tensor) -> float:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return _diff(ref, session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+
+
+def _check_module_file(path: Path, weights: Path, x: torch.Tensor, ref: torch.Tensor) -> float:
+    from safetensors.torch import load_file
+
+    name = f"skipsearch_export_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        net = module.build().eval()
+        net.load_state_dict(load_file(str(weights)))
+        with torch.no_grad():
+            return _diff(ref, net(x))
+    finally:
+        sys.modules.pop(name, None)
+
+
+def write_formats(model: UNet, folder: Path, size: tuple[int, int]) -> dict[str, float]:
+    """Write ONNX, TorchScript and model.py beside the weights; return the max abs
+    difference of each against the torch model on one random input."""
+    from .standalone import bundle_source
+
+    spec = model.spec
+    x = torch.randn(1, spec.in_channels, *size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = model(x)
+    checks: dict[str, float] = {}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), str(folder / "model.onnx"), dynamo=False, opset_version=17,
+                          input_names=["image"], output_names=["output"])  # fmt: skip
+        traced = torch.jit.trace(model, x)
+    checks["model.onnx (onnxruntime)"] = _check_onnx(folder / "model.onnx", x, ref)
+    traced.save(str(folder / "model.ts"))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates jit.load; the format still ships
+        checks["model.ts (TorchScript)"] = _diff(ref, torch.jit.load(str(folder / "model.ts"))(x))
+    (folder / "model.py").write_text(bundle_source(spec))
+    checks["model.py + model.safetensors"] = _check_module_file(folder / "model.py", folder / "model.safetensors", x, ref)
+    with torch.no_grad():
+        checks["skipsearch.load()"] = _diff(ref, load(folder)(x))
+    return checks
+
+
+def export_trial(results, number: int, out: Path) -> Path:
+    """One bundle for trial `number` of a loaded study; UserError when it cannot be."""
+    from .card import model_card
+
+    by_number = {t.number: t for t in results.trials}
+    if number not in by_number:
+        raise UserError(f"--trial: {number} is not a trial of study {results.name!r} (0..{len(by_number) - 1})")
+    trial = by_number[number]
+    attrs = trial.user_attrs
+    if trial.state.name != "COMPLETE":
+        why = attrs.get("failure") or attrs.get("infeasible") or trial.state.name
+        raise UserError(f"--trial: trial {number} is {trial.state.name}, not complete ({why})")
+    source = by_number.get(attrs.get("duplicate_of"), trial) if attrs.get("duplicate_of") is not None else trial
+    weights = source.user_attrs.get("weights")
+    if not weights or not Path(weights).exists():
+        raise UserError(f"--trial: trial {number} has no weights on disk (expected {weights or 'a weights path'})")
+    spec = ArchSpec.from_json(attrs["spec"])
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / spec.arch_id
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.arch_id}-", dir=out))
+    try:
+        shutil.copyfile(weights, tmp / "model.safetensors")
+        (tmp / "spec.json").write_text(spec.to_json() + "\n")
+        model = load(tmp)
+        size = tuple(results.config.get("budget", {}).get("size", (64, 64)))
+        checks = write_formats(model, tmp, size)
+        bad = {k: v for k, v in checks.items() if not v <= TOLERANCE}
+        (tmp / "MODEL_CARD.md").write_text(model_card(results, trial, spec, checks, size))
+        (tmp / "checks.json").write_text(json.dumps(checks, indent=2) + "\n")
+        if bad:
+            raise UserError(f"export of trial {number}: outputs differ beyond {TOLERANCE:g}: {bad}")
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.replace(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def export_pareto(results, out: Path) -> list[Path]:
+    front = results.front
+    if front.empty:
+        raise UserError(f"{results.directory}: study {results.name!r} has no feasible complete trial on a Pareto front yet")
+    seen, paths = set(), []
+    for _, row in front.iterrows():
+        if row.get("arch_id") in seen:
+            continue
+        seen.add(row.get("arch_id"))
+        paths.append(export_trial(results, int(row["number"]), out))
+    return paths

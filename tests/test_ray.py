@@ -1,0 +1,70 @@
+"""The Ray Tune backend and scale-out on one box (slow: starts Ray; run with -m slow)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import optuna
+import pytest
+from test_search import write_study
+
+from skipsearch.search.config import load_study
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+ENV = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
+
+
+def run(args, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "skipsearch.cli", *args], env=ENV, capture_output=True, text=True, timeout=600, **kw
+    )
+
+
+def summary(path):
+    cfg = load_study(path)
+    trials = optuna.load_study(study_name=cfg.name, storage=cfg.storage).trials
+    return [(t.state.name, t.user_attrs.get("arch_id"), t.values) for t in trials], trials
+
+
+def test_ray_backend_writes_the_same_study_as_local(tmp_path):
+    a = write_study(tmp_path / "a", n_trials=4, concurrency=2)
+    b = write_study(tmp_path / "b", n_trials=4, concurrency=1)
+    assert run(["run", str(a)]).returncode == 0
+    assert run(["run", str(b), "--backend", "local"]).returncode == 0
+    ray_summary, trials = summary(a)
+    assert len(ray_summary) == 4 and all(s == "COMPLETE" or s == "PRUNED" or s == "FAIL" for s, _, _ in ray_summary)
+    assert all(t.user_attrs.get("ray_trial_id") for t in trials if t.state.name == "COMPLETE" and "train_time_s" in t.user_attrs)
+    # the same sampler seed proposes the same architectures in the same order
+    assert [x[1] for x in ray_summary] == [x[1] for x in summary(b)[0]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_scale_out_with_ray_start_head_and_address(tmp_path):
+    port = free_port()
+    start = [
+        "ray",
+        "start",
+        "--head",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        f"--temp-dir={tmp_path / 'ray'}",
+    ]
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    subprocess.run([ray_bin, *start[1:]], env=ENV, check=True, capture_output=True, timeout=120)
+    try:
+        path = write_study(tmp_path, n_trials=3)
+        proc = run(["run", str(path), "--address", f"127.0.0.1:{port}"])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        states = [s for s, _, _ in summary(path)[0]]
+        assert len(states) == 3 and "RUNNING" not in states
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=ENV, capture_output=True, timeout=120)

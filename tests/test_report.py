@@ -1,0 +1,146 @@
+"""Results tables, the dashboard page (escaping, contents), export bundles and load()."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from test_search import write_study
+
+import skipsearch
+from skipsearch import UserError
+from skipsearch.cli import main
+from skipsearch.dashboard import build_page
+from skipsearch.results import load_results
+
+XSS = "<script>alert('x')</script>"
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("study")
+    path = write_study(
+        tmp,
+        name=f'"evil{XSS}"',
+        out="out",
+        n_trials=5,
+        seed_presets="[tiny-naf]",
+        constraints="[{objective: skip_memory_bytes, max: 120 KiB}]",
+        description=f'"notes {XSS}"',
+    )
+    assert main(["run", str(path), "--backend", "local"]) == 0
+    return tmp / "out"
+
+
+def test_results_table(study_dir, capsys):
+    r = load_results(study_dir)
+    f = r.frame
+    assert len(f) == 5 and {"number", "state", "dice", "skip_memory_bytes", "depth", "block.type", "skip.type", "pareto"} <= set(
+        f
+    )
+    assert f.loc[f["state"] == "PRUNED", "infeasible"].str.contains("needs <=").all()
+    assert f["pareto"].sum() >= 1 and not f.loc[~f["feasible"], "pareto"].any()
+    assert main(["results", str(study_dir), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 5 and rows[0]["number"] == 0
+    assert main(["results", str(study_dir), "--format", "parquet"]) == 0
+    assert len(pd.read_parquet(study_dir / "results.parquet")) == 5
+
+
+def test_dashboard_page_is_escaped_and_complete(study_dir):
+    page = build_page(load_results(study_dir))
+    assert XSS not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    for div in ("fig-pareto", "fig-hypervolume", "fig-timeline", "fig-parallel", "pareto-table", "skip-table"):
+        assert f'id="{div}"' in page
+    assert "infeasible (not trained)" in page and "seed presets" in page or "infeasible" in page
+    assert "https://cdn" not in page.split("<script>", 2)[1][:200]  # plotly.js embedded, not fetched
+
+
+def test_dashboard_command_writes_the_file(study_dir, capsys):
+    assert main(["dashboard", str(study_dir)]) == 0
+    assert (study_dir / "dashboard.html").stat().st_size > 1_000_000
+
+
+def test_export_pareto_bundles_and_load(study_dir, tmp_path, capsys):
+    assert main(["export", str(study_dir), "--pareto", "--out", str(tmp_path)]) == 0
+    bundles = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert bundles
+    for b in bundles:
+        assert {p.name for p in b.iterdir()} >= {
+            "spec.json",
+            "model.safetensors",
+            "model.onnx",
+            "model.ts",
+            "model.py",
+            "MODEL_CARD.md",
+        }
+        checks = json.loads((b / "checks.json").read_text())
+        assert len(checks) == 4 and all(v <= 1e-4 for v in checks.values())
+        card = (b / "MODEL_CARD.md").read_text()
+        assert "skip memory" in card and "Export checks" in card and "How the search found it" in card
+        model = skipsearch.load(b)
+        spec = skipsearch.ArchSpec.from_json((b / "spec.json").read_text())
+        assert model.spec == spec and b.name == spec.arch_id
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, 33, 47)).shape == (1, spec.out_channels, 33, 47)
+
+
+def test_load_needs_no_pickle(study_dir, tmp_path, monkeypatch):
+    assert main(["export", str(study_dir), "--pareto", "--out", str(tmp_path)]) == 0
+    bundle = next(p for p in tmp_path.iterdir() if not p.name.startswith("."))
+    import pickle
+
+    def refuse(*a, **k):
+        raise AssertionError("unpickling during load()")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    skipsearch.load(bundle)
+
+
+def test_export_errors(study_dir, tmp_path, capsys):
+    pruned = int(load_results(study_dir).frame.query("state == 'PRUNED'")["number"].iloc[0])
+    cases = [
+        (["export", str(study_dir), "--trial", str(pruned)], f"trial {pruned} is PRUNED, not complete"),
+        (["export", str(study_dir), "--trial", "99"], "99 is not a trial"),
+        (["export", str(tmp_path / "nope"), "--pareto"], "study folder not found"),
+        (["export", str(tmp_path), "--pareto"], "no study.db in this folder"),
+        (["results", str(study_dir), "--format", "xml"], "--format: 'xml'"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (args, err)
+
+
+def test_export_missing_weights(study_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy)
+    r = load_results(copy)
+    number = int(r.front["number"].iloc[0])
+    weights = Path(next(t for t in r.trials if t.number == number).user_attrs["weights"])
+    moved = weights.with_suffix(".moved")
+    weights.rename(moved)
+    try:
+        assert main(["export", str(copy), "--trial", str(number)]) == 2
+        assert "has no weights on disk" in capsys.readouterr().err
+    finally:
+        moved.rename(weights)
+
+
+def test_no_feasible_front(tmp_path, capsys):
+    path = write_study(tmp_path, n_trials=2, constraints="[{objective: params, max: 10}]")
+    assert main(["run", str(path), "--backend", "local"]) == 0
+    assert main(["export", str(tmp_path / "t"), "--pareto"]) == 2
+    assert "no feasible complete trial" in capsys.readouterr().err
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(UserError, match="no spec.json"):
+        skipsearch.load(tmp_path)
