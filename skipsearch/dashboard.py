@@ -174,6 +174,7 @@ def hypervolume_figure(r: StudyResults):
 
 
 def parallel_figure(r: StudyResults):
+    import pandas as pd
     import plotly.graph_objects as go
 
     done = r.frame[r.frame["state"] == "COMPLETE"]
@@ -192,16 +193,12 @@ def parallel_figure(r: StudyResults):
     ]:
         if col not in done or done[col].isna().all():
             continue
-        values = done[col].astype(str) if done[col].dtype == object else done[col]
-        if values.dtype == object:
+        values = done[col]
+        if not pd.api.types.is_numeric_dtype(values):
+            values = values.astype(str)
             cats = sorted(values.unique())
             dims.append(
-                {
-                    "label": esc(col),
-                    "values": [cats.index(v) for v in values],
-                    "tickvals": list(range(len(cats))),
-                    "ticktext": [esc(c) for c in cats],
-                }
+                {"label": esc(col), "values": [cats.index(v) for v in values], "tickvals": list(range(len(cats))), "ticktext": [esc(c) for c in cats]}
             )
         else:
             dims.append({"label": esc(col), "values": values.fillna(-1).tolist()})
