@@ -200,6 +200,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         say(f"stopped: {runner.status()}")
         return 130
+    if runner.remaining() > 0:  # Ray Tune handles Ctrl-C itself and returns early
+        say(f"stopped: {runner.status()}")
+        return 130
     say(f"done: {runner.status()}")
     print_front(runner)
     return 0
