@@ -251,6 +251,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_spec_source(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", metavar="NAME")
+    src.add_argument("--spec", metavar="FILE", help="spec JSON file, or - for standard input")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skipsearch", description="Architecture search over U-Net skip designs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -260,9 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("profile", help="params, MACs, FLOPs, skip memory and its timeline for one architecture")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", metavar="NAME")
-    src.add_argument("--spec", metavar="FILE", help="spec JSON file, or - for standard input")
+    add_spec_source(p)
     p.add_argument("--input", metavar="CxHxW", help="input size (default: the spec's channels x 256 x 256)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
@@ -271,9 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("train", help="train one architecture on a task and print its validation metrics")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", metavar="NAME")
-    src.add_argument("--spec", metavar="FILE", help="spec JSON file, or - for standard input")
+    add_spec_source(p)
     p.add_argument("--task", required=True, help="shapes, photos-denoise, folder-seg, folder-restore")
     p.add_argument("--data", metavar="DIR", help="dataset folder (folder-seg, folder-restore)")
     p.add_argument("--steps", type=int, default=200)

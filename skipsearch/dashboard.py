@@ -197,9 +197,8 @@ def parallel_figure(r: StudyResults):
         if not pd.api.types.is_numeric_dtype(values):
             values = values.astype(str)
             cats = sorted(values.unique())
-            dims.append(
-                {"label": esc(col), "values": [cats.index(v) for v in values], "tickvals": list(range(len(cats))), "ticktext": [esc(c) for c in cats]}
-            )
+            ticks = {"tickvals": list(range(len(cats))), "ticktext": [esc(c) for c in cats]}
+            dims.append({"label": esc(col), "values": [cats.index(v) for v in values], **ticks})
         else:
             dims.append({"label": esc(col), "values": values.fillna(-1).tolist()})
     for name in r.objectives:

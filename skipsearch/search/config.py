@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import UserError
 from ..tasks import Task, list_tasks, make_task
 from ..train import Budget
-from .space import SearchSpace
+from .space import SearchSpace, read_yaml
 
 # figures known before training (usable in constraints) and their natural direction
 COSTS = {
@@ -129,15 +129,8 @@ class StudyConfig:
 
 def load_study(path: str | Path) -> StudyConfig:
     """Read and check a study file; every problem is a UserError naming file, field and value."""
-    import yaml
-
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: study file not found") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: malformed YAML ({str(err).splitlines()[0]})") from None
+    data = read_yaml(path, "study")
     if not isinstance(data, dict):
         raise UserError(f"{path}: a study file is a mapping of fields ({', '.join(FIELDS)})")
     for key in data:

@@ -31,6 +31,18 @@ from ..spec import ArchSpec
 DIM_KEYS = ("choice", "int", "float", "step", "log", "when")
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """Parse a YAML file; a missing or malformed one is a UserError naming it."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: {what} file not found") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: malformed YAML ({str(err).splitlines()[0]})") from None
+
+
 def _closest(word: str, options) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -116,16 +128,8 @@ class SearchSpace:
 
     @classmethod
     def load(cls, path: str | Path) -> SearchSpace:
-        import yaml
-
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"{path}: search space file not found") from None
-        except yaml.YAMLError as err:
-            raise UserError(f"{path}: malformed YAML ({str(err).splitlines()[0]})") from None
-        return cls.from_dict(data, str(path), default_name=path.stem)
+        return cls.from_dict(read_yaml(path, "search space"), str(path), default_name=path.stem)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "<space>", default_name: str = "space") -> SearchSpace:
