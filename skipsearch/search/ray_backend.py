@@ -40,13 +40,16 @@ def _trainable(config: dict[str, Any]) -> None:
 
 
 def run_ray(runner: Runner, report: Callable[[str], None], address: str | None = None) -> None:
+    if not address:
+        # Ray reads RAY_AUTH_MODE when it is imported: the driver and the processes it starts
+        # must agree, so settle it first (token auth; a local cluster makes its own token).
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
     from ray.tune.search import Searcher
 
     cfg = runner.cfg
-    os.environ.setdefault("RAY_AUTH_MODE", os.environ.get("RAY_AUTH_MODE", "token"))
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = not ray.is_initialized()
     if started:
         kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
