@@ -136,7 +136,7 @@ def load_study(path: str | Path) -> StudyConfig:
     for key in data:
         if key not in FIELDS:
             raise UserError(f"{path}: unknown field {key!r}{_hint(key, FIELDS)}; allowed: {', '.join(FIELDS)}")
-    here = path.parent
+    here = path.parent.resolve()  # absolute: Ray workers run in other working directories
     where = str(path)
 
     def rel(p: str) -> Path:
