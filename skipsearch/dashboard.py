@@ -30,8 +30,10 @@ def _fmt(name: str, v: Any) -> str:
         return "-"
     if name in BYTES:
         return f"{float(v) / 2**20:.3g} MiB"
-    if name in ("params", "macs", "flops"):
+    if name == "params":
         return f"{float(v) / 1e6:.3g} M"
+    if name in ("macs", "flops"):
+        return f"{float(v) / 1e9:.3g} G"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
@@ -262,20 +264,18 @@ def skip_summary(r: StudyResults) -> list[dict[str, Any]]:
     return rows
 
 
+def _cell_kind(column: str) -> str:
+    """Which figure a table column holds, for formatting ("min skip memory" is bytes)."""
+    return "skip_memory_bytes" if "memory" in column and "me1" not in column else column
+
+
 def _table(rows: list[dict[str, Any]], table_id: str) -> str:
     if not rows:
         return "<p>No trials yet.</p>"
     cols = list(rows[0])
     head = "".join(f"<th onclick=\"sortTable('{table_id}', {i})\">{esc(c)}</th>" for i, c in enumerate(cols))
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td data-v="{esc(r[c])}">{esc(_fmt(c.replace("min ", "").replace(" ", "_") if "memory" in c else c, r[c]))}</td>'
-            for c in cols
-        )
-        + "</tr>"
-        for r in rows
-    )  # noqa: E501
+    cells = lambda r: "".join(f'<td data-v="{esc(r[c])}">{esc(_fmt(_cell_kind(c), r[c]))}</td>' for c in cols)  # noqa: E731
+    body = "".join(f"<tr>{cells(r)}</tr>" for r in rows)
     return f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
