@@ -35,3 +35,4 @@ def serve(directory: Path, port: int, every: float = 10.0) -> None:
             pass
         finally:
             stop.set()
+            write_dashboard(directory)  # the file left behind does not reload itself
