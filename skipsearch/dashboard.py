@@ -197,7 +197,7 @@ def parallel_figure(r: StudyResults):
             continue
         values = done[col]
         if not pd.api.types.is_numeric_dtype(values):
-            values = values.astype(str)
+            values = values.astype(object).where(values.notna(), "-").astype(str)  # conditional: absent = "-"
             cats = sorted(values.unique())
             ticks = {"tickvals": list(range(len(cats))), "ticktext": [esc(c) for c in cats]}
             dims.append({"label": esc(col), "values": [cats.index(v) for v in values], **ticks})

@@ -144,3 +144,14 @@ def test_no_feasible_front(tmp_path, capsys):
 def test_load_errors(tmp_path):
     with pytest.raises(UserError, match="no spec.json"):
         skipsearch.load(tmp_path)
+
+
+def test_parallel_coordinates_with_conditional_parameters(study_dir):
+    from skipsearch.dashboard import parallel_figure
+
+    r = load_results(study_dir)
+    r.frame = r.frame.iloc[:2].copy()
+    r.frame["state"] = "COMPLETE"
+    r.frame["skip.target"] = ["min", None]  # a conditional parameter: present for one trial only
+    dims = {d["label"]: d for d in parallel_figure(r).data[0].dimensions}
+    assert list(dims["skip.target"]["ticktext"]) == ["-", "min"]
