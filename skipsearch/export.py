@@ -107,9 +107,9 @@ def export_trial(results, number: int, out: Path) -> Path:
         raise UserError(f"--trial: {number} is not a trial of study {results.name!r} (0..{len(by_number) - 1})")
     trial = by_number[number]
     attrs = trial.user_attrs
-    if trial.state.name != "COMPLETE":
-        why = attrs.get("failure") or attrs.get("infeasible") or trial.state.name
-        raise UserError(f"--trial: trial {number} is {trial.state.name}, not complete ({why})")
+    if trial.state != "COMPLETE":
+        why = attrs.get("failure") or attrs.get("infeasible") or trial.state
+        raise UserError(f"--trial: trial {number} is {trial.state}, not complete ({why})")
     source = by_number.get(attrs.get("duplicate_of"), trial) if attrs.get("duplicate_of") is not None else trial
     weights = source.user_attrs.get("weights")
     if not weights or not Path(weights).exists():

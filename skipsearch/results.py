@@ -32,7 +32,7 @@ class StudyResults:
     reference: np.ndarray | None
     hypervolume: float
     hv_history: Any  # pandas.DataFrame: number, hypervolume
-    trials: list  # optuna FrozenTrials, in number order
+    trials: list  # TrialRecords, in number order
 
     @property
     def front(self):
@@ -64,6 +64,68 @@ def load_optuna_study(directory: Path, name: str | None = None):
     return optuna.load_study(study_name=name, storage=storage)
 
 
+@dataclass
+class TrialRecord:
+    """What the results table, dashboard and export need of one trial."""
+
+    number: int
+    state: str  # COMPLETE, PRUNED, FAIL, RUNNING, WAITING
+    values: list[float] | None
+    user_attrs: dict[str, Any]
+    datetime_start: Any = None
+    datetime_complete: Any = None
+
+
+def _read_sqlite(db: Path, name: str) -> list[TrialRecord] | None:
+    """All trials straight from Optuna's SQLite tables (one query each); None when the
+    file does not look like Optuna's schema, so the caller uses Optuna's API instead."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            (study_id,) = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (name,)).fetchone()
+            trials = con.execute(
+                "SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials WHERE study_id = ?", (study_id,)
+            ).fetchall()
+            ids = {t[0]: t for t in trials}
+            values: dict[int, dict[int, float]] = {}
+            for tid, objective, value in con.execute(
+                "SELECT v.trial_id, v.objective, v.value FROM trial_values v JOIN trials t USING (trial_id) WHERE t.study_id = ?",
+                (study_id,),
+            ):
+                values.setdefault(tid, {})[objective] = value
+            attrs: dict[int, dict[str, Any]] = {}
+            for tid, key, value in con.execute(
+                "SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a "
+                "JOIN trials t USING (trial_id) WHERE t.study_id = ?",
+                (study_id,),
+            ):
+                attrs.setdefault(tid, {})[key] = json.loads(value)
+        finally:
+            con.close()
+    except (sqlite3.Error, TypeError, ValueError):
+        return None
+    out = []
+    for tid, (_, number, state, start, complete) in ids.items():
+        v = values.get(tid)
+        out.append(TrialRecord(number, str(state), [v[i] for i in sorted(v)] if v else None, attrs.get(tid, {}), start, complete))
+    return sorted(out, key=lambda t: t.number)
+
+
+def _read_trials(study) -> list[TrialRecord]:
+    storage = getattr(study._storage, "_backend", study._storage)
+    url = str(getattr(getattr(storage, "engine", None), "url", ""))
+    if url.startswith("sqlite:///"):
+        fast = _read_sqlite(Path(url[len("sqlite:///") :]), study.study_name)
+        if fast is not None:
+            return fast
+    return [
+        TrialRecord(t.number, t.state.name, t.values, t.user_attrs, t.datetime_start, t.datetime_complete)
+        for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    ]
+
+
 def _flatten_spec(spec_json: str | None) -> dict[str, Any]:
     if not spec_json:
         return {}
@@ -87,14 +149,14 @@ def load_results(directory: str | Path, name: str | None = None) -> StudyResults
     config = study.user_attrs.get("config", {})
     objectives = [o[0] for o in config.get("objectives", [])] or [f"objective_{i}" for i in range(len(study.directions))]
     directions = [d.name.lower() for d in study.directions]
-    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    trials = _read_trials(study)
     rows = []
     for t in trials:
         attrs = t.user_attrs
-        row: dict[str, Any] = {"number": t.number, "state": t.state.name}
+        row: dict[str, Any] = {"number": t.number, "state": t.state}
         for i, name_ in enumerate(objectives):
             row[name_] = t.values[i] if t.values is not None else attrs.get(name_)
-        row["feasible"] = "infeasible" not in attrs and t.state.name != "FAIL"
+        row["feasible"] = "infeasible" not in attrs and t.state != "FAIL"
         row["failure"] = attrs.get("failure")
         row["infeasible"] = attrs.get("infeasible")
         for key, value in attrs.items():

@@ -155,3 +155,15 @@ def test_parallel_coordinates_with_conditional_parameters(study_dir):
     r.frame["skip.target"] = ["min", None]  # a conditional parameter: present for one trial only
     dims = {d["label"]: d for d in parallel_figure(r).data[0].dimensions}
     assert list(dims["skip.target"]["ticktext"]) == ["-", "min"]
+
+
+def test_fast_sqlite_reader_matches_optuna(study_dir):
+    from skipsearch.results import _read_sqlite, load_optuna_study
+
+    study = load_optuna_study(study_dir)
+    fast = _read_sqlite(study_dir / "study.db", study.study_name)
+    slow = sorted(study.get_trials(), key=lambda t: t.number)
+    assert [(t.number, t.state, t.values, t.user_attrs) for t in fast] == [
+        (t.number, t.state.name, t.values, t.user_attrs) for t in slow
+    ]
+    assert _read_sqlite(study_dir / "study.db", "no such study") is None
