@@ -197,3 +197,19 @@ def test_study_is_plain_optuna(tmp_path):
     study = optuna.load_study(study_name="t", storage=cfg.storage)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert study.user_attrs["config"]["objectives"] == [["dice", "maximize"], ["skip_memory_bytes", "minimize"]]
+
+
+def test_ctrl_c_stops_cleanly(tmp_path):
+    path = write_study(tmp_path, n_trials=6, budget="{steps: 400, batch: 2, size: [32, 32]}")
+    cmd = [sys.executable, "-m", "skipsearch.cli", "run", str(path), "--backend", "local"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and "study 't'" not in proc.stderr.readline():
+        pass
+    time.sleep(3)  # inside the first trial's training
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert "stopped:" in proc.stderr.read()
+    trials = trials_of(path)
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    assert trials[-1].user_attrs.get("failure") == INTERRUPTED

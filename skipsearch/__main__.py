@@ -1,0 +1,3 @@
+from skipsearch.cli import main
+
+raise SystemExit(main())
