@@ -156,7 +156,7 @@ def test_rerun_continues_up_to_n_trials(tmp_path):
 
 
 def test_kill_9_then_resume(tmp_path):
-    path = write_study(tmp_path, n_trials=4, budget="{steps: 15, batch: 2, size: [32, 32]}")
+    path = write_study(tmp_path, n_trials=4, budget="{steps: 60, batch: 2, size: [32, 32]}")
     cmd = [sys.executable, "-m", "skipsearch.cli", "run", str(path), "--backend", "local"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
