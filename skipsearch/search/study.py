@@ -10,7 +10,6 @@ goes to a backend, which calls evaluate() and hands the result back here.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -285,7 +284,3 @@ def _reason(err: BaseException) -> str:
     if "out of memory" in text.lower() or isinstance(err, MemoryError):
         return f"out of memory ({name}: {text})"
     return f"{name}: {text}" if text else name
-
-
-def dump_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True)
