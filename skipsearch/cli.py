@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import SpecError, TrainingError, UserError
-
-Command = Callable[[argparse.Namespace], int]
 
 
 def _meta_params(spec) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,7 +33,6 @@ class Profile:
     peak_activation_bytes: int
     timeline: list[Stage]
     cuda_peak_activation_bytes: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def skip_memory_me1(self) -> float:

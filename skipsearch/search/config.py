@@ -217,8 +217,8 @@ def load_study(path: str | Path) -> StudyConfig:
 
     raw_budget = dict(data.get("budget") or {})
     for key in raw_budget:
-        if key not in Budget.__dataclass_fields__ or key == "extra":
-            allowed = [k for k in Budget.__dataclass_fields__ if k != "extra"]
+        if key not in Budget.__dataclass_fields__:
+            allowed = list(Budget.__dataclass_fields__)
             raise UserError(f"{where}: budget.{key}: unknown field{_hint(key, allowed)}; allowed: {', '.join(allowed)}")
     try:
         budget = Budget(**raw_budget)
