@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import SpecError, TrainingError, UserError
 
@@ -128,6 +130,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .outputs import check_target
     from .tasks import make_task
     from .train import Budget, evaluate
 
@@ -142,9 +145,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             if getattr(spec, k) != getattr(fitted, k)
         ]
         print(f"note: adapted the spec to task {task.name}: {', '.join(changes)}", file=sys.stderr)
-    budget = Budget(
-        steps=args.steps, batch=args.batch, size=parse_size(args.size), lr=args.lr, seed=args.seed, device=args.device
-    )
+    try:
+        budget = Budget(
+            steps=args.steps, batch=args.batch, size=parse_size(args.size), lr=args.lr, seed=args.seed, device=args.device
+        )
+    except UserError as err:  # the library names budget fields; here they are options
+        raise UserError(str(err).replace("budget ", "--", 1)) from None
+    if args.out:
+        check_target(Path(args.out), "training output")  # before the data is even read
     if hasattr(task, "check"):
         task.check(budget.size)  # bad files fail here, before anything is trained or written
     bar = None
@@ -218,10 +226,21 @@ def print_front(runner) -> None:
 def cmd_results(args: argparse.Namespace) -> int:
     from .results import load_results, write_table
 
+    if args.format not in ("csv", "parquet", "json"):
+        raise UserError(f"--format: {args.format!r}; allowed: csv, parquet, json")
+    if args.out:
+        _check_out_file(Path(args.out))
     text = write_table(load_results(args.study_dir, args.study), args.format, args.out)
     if text is not None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+def _check_out_file(path: Path) -> None:
+    if path.is_dir():
+        raise UserError(f"--out: {str(path)!r} is a folder; allowed: a file path")
+    if not path.parent.is_dir():
+        raise UserError(f"--out: folder {str(path.parent)!r} does not exist; allowed: a file in an existing folder")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -230,7 +249,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     results = load_results(args.study_dir, args.study)
     out = Path(args.out) if args.out else Path(args.study_dir) / "exports"
-    paths = export_pareto(results, out) if args.pareto else [export_trial(results, args.trial, out)]
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {str(out)!r} is a file; allowed: a folder for the bundles")
+    paths = export_pareto(results, out, args.force) if args.pareto else [export_trial(results, args.trial, out, args.force)]
     for p in paths:
         checks = json.loads((p / "checks.json").read_text())
         print(f"{p}  ({', '.join(f'{k.split()[0]} {v:.1e}' for k, v in checks.items())})")
@@ -240,12 +261,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from .dashboard import write_dashboard
 
-    path = write_dashboard(args.study_dir, refresh=15 if args.serve else None)
+    if args.serve:
+        from .serve import check_port
+
+        check_port(args.port)
+    path = write_dashboard(args.study_dir, refresh=15 if args.serve else None, name=args.study)
     print(path)
     if args.serve:
         from .serve import serve
 
-        serve(Path(args.study_dir), args.port)
+        serve(Path(args.study_dir), args.port, name=args.study)
     return 0
 
 
@@ -255,8 +280,16 @@ def add_spec_source(p: argparse.ArgumentParser) -> None:
     src.add_argument("--spec", metavar="FILE", help="spec JSON file, or - for standard input")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block) with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="skipsearch", description="Architecture search over U-Net skip designs.")
+    parser = Parser(prog="skipsearch", description="Architecture search over U-Net skip designs.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error (or SKIPSEARCH_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("presets", help="list the named architectures, or print one as spec JSON")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -297,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study_dir", metavar="STUDY_DIR")
     p.add_argument("--serve", action="store_true", help="serve on 127.0.0.1 and rebuild every 10 s while a study runs")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--study", help="the study's name, when the folder holds several")
     p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("results", help="one row per trial: spec fields, objectives, costs, state, reasons")
@@ -312,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--pareto", action="store_true", help="every feasible trial on the Pareto front")
     which.add_argument("--trial", type=int, metavar="N")
     p.add_argument("--out", metavar="DIR", help="default: STUDY_DIR/exports")
+    p.add_argument("--force", action="store_true", help="replace the files of bundles that already exist")
     p.add_argument("--study", help="the study's name, when the folder holds several")
     p.set_defaults(func=cmd_export)
     return parser
@@ -320,17 +355,35 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("SKIPSEARCH_DEBUG", "") not in ("", "0")
+    say = lambda text: print(f"skipsearch {args.command}: {text}", file=sys.stderr)  # noqa: E731
     try:
         return args.func(args)
     except (SpecError, UserError) as err:
-        print(f"skipsearch {args.command}: error: {err}", file=sys.stderr)
+        say(f"error: {_one_line(err)}")
         return 2
     except TrainingError as err:
-        print(f"skipsearch {args.command}: training failed: {err}", file=sys.stderr)
+        say(f"training failed: {_one_line(err)}")
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the user's file system: a read-only folder, a full disk, ...
+        if debug:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        say(f"error: {where}{err.strerror or _one_line(err)}")
+        return 2
+    except Exception as err:
+        if debug:
+            raise
+        say(f"internal error: {type(err).__name__}: {_one_line(err)} (run with --debug or SKIPSEARCH_DEBUG=1 for the traceback)")
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:1000] if text else type(err).__name__
 
 
 if __name__ == "__main__":

@@ -25,6 +25,13 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def script_json(data: Any) -> str:
+    """JSON for a <script> element: parses as JSON, and no '</script>' can end the element
+    early (HTML escaping would make it unparseable)."""
+    text = json.dumps(data)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _fmt(name: str, v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
@@ -314,7 +321,7 @@ function sortTable(id, col) {
 """
 STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:17px;margin-top:28px}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
-th{background:#f4f4f4;cursor:pointer}td:last-child{text-align:left}.meta{color:#555;font-size:13px}"""
+th{background:#f4f4f4;cursor:pointer}td:last-child{text-align:left}.meta{color:#555;font-size:13px}.note{background:#fff6dd;padding:8px}"""
 
 
 def build_page(r: StudyResults, refresh: int | None = None) -> str:
@@ -341,6 +348,7 @@ def build_page(r: StudyResults, refresh: int | None = None) -> str:
         f"<!DOCTYPE html><html><head><meta charset='utf-8'>{head_refresh}<title>{esc(r.name)} - skipsearch</title>",
         f"<style>{STYLE}</style><script>{get_plotlyjs()}</script><script>{SCRIPT}</script></head><body>",
         f"<h1>Study {esc(r.name)}</h1><p class='meta'>{meta}</p>",
+        _empty_note(r),
         divs["pareto"],
         divs.get("front3d", ""),
         "<h2>Pareto trials</h2>",
@@ -350,16 +358,27 @@ def build_page(r: StudyResults, refresh: int | None = None) -> str:
         divs["timeline"],
         divs["hypervolume"],
         divs["parallel"],
-        f"<script type='application/json' id='summary'>{esc(json.dumps(summary))}</script>",
+        f"<script type='application/json' id='summary'>{script_json(summary)}</script>",
         "</body></html>",
     ]
     return "\n".join(parts)
 
 
-def write_dashboard(directory: str | Path, refresh: int | None = None) -> Path:
+def _empty_note(r: StudyResults) -> str:
+    """Say why the plots are empty (a fresh study, or no trial completed yet)."""
+    if len(r.frame) == 0:
+        return "<p class='note'>No trials yet: the plots fill in as the study runs.</p>"
+    if not (r.frame["state"] == "COMPLETE").any():
+        failed = r.frame["failure"].dropna().astype(str)
+        why = f" Latest failure: {esc(failed.iloc[-1])}" if len(failed) else ""
+        return f"<p class='note'>No complete trial yet ({len(r.frame)} trials).{why}</p>"
+    return ""
+
+
+def write_dashboard(directory: str | Path, refresh: int | None = None, name: str | None = None) -> Path:
     from .results import load_results
 
-    r = load_results(directory)
+    r = load_results(directory, name)
     path = Path(directory) / "dashboard.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(build_page(r, refresh), encoding="utf-8")

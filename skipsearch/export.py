@@ -22,8 +22,10 @@ from typing import Any
 
 import torch
 
+from .costs.fit import check_fits, param_bytes
 from .errors import UserError
 from .model import UNet, build_model
+from .outputs import check_target, publish
 from .spec import ArchSpec
 
 TOLERANCE = 1e-4
@@ -38,9 +40,28 @@ def load(path: str | Path) -> UNet:
     for name in ("spec.json", "model.safetensors"):
         if not (path / name).exists():
             raise UserError(f"{path}: no {name} in this folder")
-    model = build_model(ArchSpec.from_json((path / "spec.json").read_text()))
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    spec = _bundle_spec(path)
+    check_fits(param_bytes(spec), "cpu", "the bundle's weights", str(path))
+    model = build_model(spec)
+    try:
+        model.load_state_dict(load_file(str(path / "model.safetensors")))
+    except (RuntimeError, OSError, ValueError) as err:  # safetensors raises SafetensorError, a plain Exception
+        raise UserError(f"{path / 'model.safetensors'}: does not fit spec.json ({str(err).splitlines()[0][:300]})") from None
+    except Exception as err:
+        if type(err).__name__ != "SafetensorError":
+            raise
+        raise UserError(f"{path / 'model.safetensors'}: not a readable safetensors file ({err})") from None
     return model.eval()
+
+
+def _bundle_spec(path: Path) -> ArchSpec:
+    from .errors import SpecError
+    from .files import read_text
+
+    try:
+        return ArchSpec.from_json(read_text(path / "spec.json", "spec"))
+    except SpecError as err:
+        raise UserError(f"{path / 'spec.json'}: {err}") from None
 
 
 def _diff(a: torch.Tensor, b: Any) -> float:
@@ -98,7 +119,7 @@ def write_formats(model: UNet, folder: Path, size: tuple[int, int]) -> dict[str,
     return checks
 
 
-def export_trial(results, number: int, out: Path) -> Path:
+def export_trial(results, number: int, out: Path, force: bool = False) -> Path:
     """One bundle for trial `number` of a loaded study; UserError when it cannot be."""
     from .card import model_card
 
@@ -115,8 +136,9 @@ def export_trial(results, number: int, out: Path) -> Path:
     if not weights or not Path(weights).exists():
         raise UserError(f"--trial: trial {number} has no weights on disk (expected {weights or 'a weights path'})")
     spec = ArchSpec.from_json(attrs["spec"])
-    out.mkdir(parents=True, exist_ok=True)
     final = out / spec.arch_id
+    check_target(final, "export bundle", force=force)
+    out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.arch_id}-", dir=out))
     try:
         shutil.copyfile(weights, tmp / "model.safetensors")
@@ -129,23 +151,21 @@ def export_trial(results, number: int, out: Path) -> Path:
         (tmp / "checks.json").write_text(json.dumps(checks, indent=2) + "\n")
         if bad:
             raise UserError(f"export of trial {number}: outputs differ beyond {TOLERANCE:g}: {bad}")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.replace(final)
+        publish(tmp, final, "export")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
 
 
-def export_pareto(results, out: Path) -> list[Path]:
+def export_pareto(results, out: Path, force: bool = False) -> list[Path]:
     front = results.front
     if front.empty:
         raise UserError(f"{results.directory}: study {results.name!r} has no feasible complete trial on a Pareto front yet")
-    seen, paths = set(), []
-    for _, row in front.iterrows():
-        if row.get("arch_id") in seen:
-            continue
-        seen.add(row.get("arch_id"))
-        paths.append(export_trial(results, int(row["number"]), out))
-    return paths
+    by_arch: dict[Any, Any] = {}
+    for _, row in front.iterrows():  # one bundle per architecture: its first trial
+        by_arch.setdefault(row.get("arch_id"), row)
+    rows = list(by_arch.values())
+    for row in rows:  # refuse before writing any bundle
+        check_target(out / str(row.get("arch_id")), "export bundle", force=force)
+    return [export_trial(results, int(row["number"]), out, force) for row in rows]

@@ -17,8 +17,11 @@ import numpy as np
 
 from .errors import UserError
 from .pareto import default_reference, hypervolume, hypervolume_history, non_dominated
+from .search.identity import check_sqlite_file
 
 SKIP_COLUMNS = ("spec", "skip_timeline", "skip_levels")  # kept out of the flat table
+# columns every table has, even when no trial (or no complete one) carries them yet
+ALWAYS = ("failure", "infeasible", "arch_id", "summary", "preset", "skip.type", "block.type", "skip_memory_bytes", "params")
 
 
 @dataclass
@@ -39,31 +42,6 @@ class StudyResults:
         return self.frame[self.frame["pareto"]]
 
 
-def find_storage(directory: Path) -> str:
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise UserError(f"{directory}: study folder not found")
-    db = directory / "study.db"
-    if not db.exists():
-        raise UserError(f"{directory}: no study.db in this folder (the output folder of a study, e.g. studies/quickstart)")
-    return f"sqlite:///{db.resolve()}"
-
-
-def load_optuna_study(directory: Path, name: str | None = None):
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = find_storage(directory)
-    names = optuna.get_all_study_names(storage)
-    if name is None:
-        if len(names) != 1:
-            raise UserError(f"{directory}: holds studies {', '.join(names) or '(none)'}; name one with --study")
-        name = names[0]
-    elif name not in names:
-        raise UserError(f"{directory}: no study {name!r}; allowed: {', '.join(names)}")
-    return optuna.load_study(study_name=name, storage=storage)
-
-
 @dataclass
 class TrialRecord:
     """What the results table, dashboard and export need of one trial."""
@@ -74,6 +52,73 @@ class TrialRecord:
     user_attrs: dict[str, Any]
     datetime_start: Any = None
     datetime_complete: Any = None
+
+
+def find_storage(directory: Path) -> str:
+    directory = Path(directory)
+    if not directory.exists():
+        raise UserError(f"{directory}: study folder not found")
+    if not directory.is_dir():
+        raise UserError(f"{directory}: is a file; allowed: a study's output folder (holding study.db), e.g. studies/quickstart")
+    db = directory / "study.db"
+    if not db.exists():
+        raise UserError(f"{directory}: no study.db in this folder (the output folder of a study, e.g. studies/quickstart)")
+    check_sqlite_file(db)  # read-only: a foreign or empty file is refused, never written to
+    return f"sqlite:///{db.resolve()}"
+
+
+def _pick(directory: Path, names: list[str], name: str | None) -> str:
+    if name is None:
+        if len(names) != 1:
+            raise UserError(f"{directory}: holds studies {', '.join(names) or '(none)'}; name one with --study")
+        return names[0]
+    if name not in names:
+        raise UserError(f"{directory}: no study {name!r}; allowed: {', '.join(names) or '(none)'}")
+    return name
+
+
+@dataclass
+class StoredStudy:
+    """What the readers need of a stored study: its name, directions and attributes."""
+
+    study_name: str
+    directions: list[str]  # "maximize" / "minimize"
+    user_attrs: dict[str, Any]
+    trials: list[TrialRecord]
+
+
+def load_stored_study(directory: Path, name: str | None = None) -> StoredStudy:
+    """A study's data, read without writing: SQLite straight from its tables (read-only),
+    other storages through Optuna's API."""
+    db = Path(find_storage(directory)[len("sqlite:///") :])
+    names = [r[0] for r in _rows(db, "SELECT study_name FROM studies ORDER BY study_id")]
+    name = _pick(directory, names, name)
+    ((study_id,),) = _rows(db, "SELECT study_id FROM studies WHERE study_name = ?", (name,))
+    directions = [
+        str(d).lower()
+        for (d,) in _rows(db, "SELECT direction FROM study_directions WHERE study_id = ? ORDER BY objective", (study_id,))
+    ]
+    attrs = {
+        k: json.loads(v)
+        for k, v in _rows(db, "SELECT key, value_json FROM study_user_attributes WHERE study_id = ?", (study_id,))
+    }
+    trials = _read_sqlite(db, name)
+    if trials is None:
+        raise UserError(f"{db}: cannot read the trials of study {name!r}")
+    return StoredStudy(name, directions, attrs, trials)
+
+
+def _rows(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as err:
+        raise UserError(f"{db}: cannot read the study database ({err})") from None
 
 
 def _read_sqlite(db: Path, name: str) -> list[TrialRecord] | None:
@@ -113,19 +158,6 @@ def _read_sqlite(db: Path, name: str) -> list[TrialRecord] | None:
     return sorted(out, key=lambda t: t.number)
 
 
-def _read_trials(study) -> list[TrialRecord]:
-    storage = getattr(study._storage, "_backend", study._storage)
-    url = str(getattr(getattr(storage, "engine", None), "url", ""))
-    if url.startswith("sqlite:///"):
-        fast = _read_sqlite(Path(url[len("sqlite:///") :]), study.study_name)
-        if fast is not None:
-            return fast
-    return [
-        TrialRecord(t.number, t.state.name, t.values, t.user_attrs, t.datetime_start, t.datetime_complete)
-        for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    ]
-
-
 def _flatten_spec(spec_json: str | None) -> dict[str, Any]:
     if not spec_json:
         return {}
@@ -145,11 +177,11 @@ def load_results(directory: str | Path, name: str | None = None) -> StudyResults
     import pandas as pd
 
     directory = Path(directory)
-    study = load_optuna_study(directory, name)
+    study = load_stored_study(directory, name)
     config = study.user_attrs.get("config", {})
     objectives = [o[0] for o in config.get("objectives", [])] or [f"objective_{i}" for i in range(len(study.directions))]
-    directions = [d.name.lower() for d in study.directions]
-    trials = _read_trials(study)
+    directions = study.directions
+    trials = study.trials
     rows = []
     for t in trials:
         attrs = t.user_attrs
@@ -167,8 +199,9 @@ def load_results(directory: str | Path, name: str | None = None) -> StudyResults
         row["complete"] = t.datetime_complete
         rows.append(row)
     frame = pd.DataFrame(rows)
-    if frame.empty:
-        frame = pd.DataFrame(columns=["number", "state", *objectives, "feasible"])
+    for col in ("number", "state", *objectives, "feasible", *ALWAYS):  # an empty or all-failed study has the same columns
+        if col not in frame:
+            frame[col] = pd.Series([None] * len(frame), dtype=object)
     ok = (frame["state"] == "COMPLETE") & frame["feasible"].astype(bool)
     frame["pareto"] = False
     reference, hv, history = None, 0.0, pd.DataFrame({"number": [], "hypervolume": []})

@@ -4,12 +4,33 @@ from __future__ import annotations
 
 import functools
 import http.server
+import socket
 import sys
 import threading
 from pathlib import Path
 
+from .errors import UserError
 
-def serve(directory: Path, port: int, every: float = 10.0) -> None:
+
+def check_port(port: int, host: str = "127.0.0.1") -> None:
+    """UserError for a port out of range or already taken (checked before anything is written)."""
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port: {port}; allowed: 1-65535")
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            hint = f"a free port, e.g. {_free_port(host)}"
+            raise UserError(f"--port: {port} on {host} is not free ({err.strerror}); allowed: {hint}") from None
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def serve(directory: Path, port: int, every: float = 10.0, name: str | None = None) -> None:
     from .dashboard import write_dashboard
 
     stop = threading.Event()
@@ -17,7 +38,7 @@ def serve(directory: Path, port: int, every: float = 10.0) -> None:
     def rebuild() -> None:
         while not stop.wait(every):
             try:
-                write_dashboard(directory, refresh=15)
+                write_dashboard(directory, refresh=15, name=name)
             except Exception as err:  # a half-written study must not stop the server
                 print(f"dashboard rebuild failed: {err}", file=sys.stderr)
 
@@ -35,4 +56,4 @@ def serve(directory: Path, port: int, every: float = 10.0) -> None:
             pass
         finally:
             stop.set()
-            write_dashboard(directory)  # the file left behind does not reload itself
+            write_dashboard(directory, name=name)  # the file left behind does not reload itself

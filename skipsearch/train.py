@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import re
 import shutil
 import tempfile
 import time
@@ -22,10 +22,51 @@ from typing import Any
 
 import torch
 
+from .costs.fit import check_fits, training_bytes
 from .errors import TrainingError, UserError
 from .model import build_model
+from .outputs import check_target, publish
 from .spec import ArchSpec
 from .tasks import Task, make_task
+
+
+def _int(low: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _number(low: float, strict: bool = True, none: bool = False) -> Callable[[Any], bool]:
+    def ok(v: Any) -> bool:
+        if v is None:
+            return none
+        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+            return False
+        return v > low if strict else v >= low
+
+    return ok
+
+
+def _pair(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(ok(x) for x in v)
+
+
+_DEVICE = lambda v: isinstance(v, str) and (v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v) is not None)  # noqa: E731
+_BUDGET_CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("steps", _int(1), "an integer >= 1"),
+    ("seconds", _number(0, none=True), "a positive number of seconds"),
+    ("batch", _int(1), "an integer >= 1"),
+    ("size", _pair(_int(8)), "two integers >= 8 (H, W)"),
+    ("lr", _number(0), "a positive number"),
+    ("optimizer", lambda v: v in ("adamw", "adam"), "adamw, adam"),
+    ("weight_decay", _number(0, strict=False), "a number >= 0"),
+    ("betas", lambda v: v is None or _pair(lambda b: _number(0, strict=False)(b) and b < 1)(v), "two numbers in [0, 1)"),
+    ("grad_clip", _number(0, none=True), "a positive number, or null for no clipping"),
+    ("min_lr", _number(0, strict=False), "a number >= 0"),
+    ("seed", _int(0), "an integer >= 0"),
+    ("device", _DEVICE, "auto, cpu, cuda, cuda:N"),
+    ("amp", lambda v: isinstance(v, bool), "true, false"),
+    ("channels_last", lambda v: isinstance(v, bool), "true, false"),
+    ("val_batch", _int(1), "an integer >= 1"),
+]
 
 
 @dataclass(frozen=True)
@@ -51,19 +92,12 @@ class Budget:
     val_batch: int = 32
 
     def __post_init__(self) -> None:
-        checks = [
-            ("steps", isinstance(self.steps, int) and self.steps >= 1, "an integer >= 1"),
-            ("batch", isinstance(self.batch, int) and self.batch >= 1, "an integer >= 1"),
-            ("seconds", self.seconds is None or self.seconds > 0, "a positive number"),
-            ("lr", self.lr > 0, "a positive number"),
-            ("optimizer", self.optimizer in ("adamw", "adam"), "adamw, adam"),
-            ("device", self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"), "auto, cpu, cuda"),
-            ("size", len(self.size) == 2 and all(int(s) >= 8 for s in self.size), "two integers >= 8 (H, W)"),
-        ]
-        for name, ok, allowed in checks:
-            if not ok:
+        for name, ok, allowed in _BUDGET_CHECKS:
+            if not ok(getattr(self, name)):
                 raise UserError(f"budget {name}: {getattr(self, name)!r} is invalid; allowed: {allowed}")
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        if self.betas is not None:
+            object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,8 +143,9 @@ def validate(
 
 
 def _save(out: Path, model: torch.nn.Module, spec: ArchSpec, result: dict[str, Any]) -> Path:
-    """Write weights, spec and metrics into `out` atomically: a temporary sibling folder,
-    renamed at the end, so an interrupted run leaves nothing half-written."""
+    """Write weights, spec and metrics into `out`: a temporary sibling folder first, then
+    moved into place, so an interrupted run leaves nothing half-written and files the user
+    keeps beside an earlier run's survive."""
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -121,9 +156,7 @@ def _save(out: Path, model: torch.nn.Module, spec: ArchSpec, result: dict[str, A
         save_file(state, str(tmp / "model.safetensors"), metadata={"arch_id": spec.arch_id})
         (tmp / "spec.json").write_text(spec.to_json() + "\n")
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        publish(tmp, out, "train")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -150,11 +183,15 @@ def evaluate(
     fit the task.
     """
     budget = budget or Budget()
+    if out is not None:
+        check_target(Path(out), "training output")  # before any training: never into a user's folder
     task = make_task(task) if isinstance(task, str) else task
     why = task.mismatch(spec)
     if why:
         raise UserError(f"{why} (task.adapt(spec) gives one that fits)")
     device = resolve_device(budget.device)
+    needed = training_bytes(spec, budget.batch, budget.size)
+    check_fits(needed, device, f"a training step at batch {budget.batch}, size {budget.size[0]}x{budget.size[1]}", "training")
     torch.manual_seed(budget.seed)
     train_iter = task.train_batches(budget.size, budget.batch, budget.seed)
     val = task.val_set(budget.size)

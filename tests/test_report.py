@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_search import write_study
+from test_search import CORPUS, write_study
 
 import skipsearch
 from skipsearch import UserError
@@ -23,9 +23,12 @@ XSS = "<script>alert('x')</script>"
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("study")
+    space = tmp / "evil-space.yaml"  # user text reaches the page through the space's name
+    space.write_text((CORPUS / "spaces" / "ok.yaml").read_text().replace("name: ok", f'name: "evil{XSS}"'))
     path = write_study(
         tmp,
-        name=f'"evil{XSS}"',
+        name="evil",
+        space=space,
         out="out",
         n_trials=5,
         seed_presets="[tiny-naf]",
@@ -158,12 +161,43 @@ def test_parallel_coordinates_with_conditional_parameters(study_dir):
 
 
 def test_fast_sqlite_reader_matches_optuna(study_dir):
-    from skipsearch.results import _read_sqlite, load_optuna_study
+    from skipsearch.results import _read_sqlite, load_stored_study
 
-    study = load_optuna_study(study_dir)
-    fast = _read_sqlite(study_dir / "study.db", study.study_name)
+    import optuna
+
+    stored = load_stored_study(study_dir)
+    fast = _read_sqlite(study_dir / "study.db", stored.study_name)
+    study = optuna.load_study(study_name=stored.study_name, storage=f"sqlite:///{study_dir / 'study.db'}")
     slow = sorted(study.get_trials(), key=lambda t: t.number)
+    assert stored.directions == [d.name.lower() for d in study.directions] and stored.user_attrs == study.user_attrs
     assert [(t.number, t.state, t.values, t.user_attrs) for t in fast] == [
         (t.number, t.state.name, t.values, t.user_attrs) for t in slow
     ]
     assert _read_sqlite(study_dir / "study.db", "no such study") is None
+
+
+def test_embedded_summary_json_parses_and_cannot_close_its_script(study_dir):
+    import re
+
+    from skipsearch.dashboard import script_json
+
+    tricky = {"name": f"</script>{XSS}&amp;"}
+    text = script_json(tricky)
+    assert "</" not in text and "<" not in text and json.loads(text) == tricky
+    page = build_page(load_results(study_dir))
+    body = re.search(r"<script type='application/json' id='summary'>(.*?)</script>", page).group(1)
+    assert json.loads(body)["study"] == "evil"
+
+
+def test_dashboard_of_empty_and_all_failed_studies(tmp_path, capsys):
+    from skipsearch.search.config import load_study
+    from skipsearch.search.study import open_study
+
+    empty = write_study(tmp_path / "empty", n_trials=2)
+    open_study(load_study(empty))  # created, no trial yet: `--serve` must be able to start beside it
+    assert main(["dashboard", str(tmp_path / "empty" / "t")]) == 0
+    assert "No trials yet" in (tmp_path / "empty" / "t" / "dashboard.html").read_text()
+    failed = write_study(tmp_path / "failed", n_trials=2, constraints="[{objective: params, max: 10}]")
+    assert main(["run", str(failed), "--backend", "local"]) == 0
+    assert main(["dashboard", str(tmp_path / "failed" / "t")]) == 0
+    assert "No complete trial yet (2 trials)" in (tmp_path / "failed" / "t" / "dashboard.html").read_text()

@@ -54,7 +54,7 @@ def test_saves_weights_and_spec_that_reload(tmp_path, shapes):
     spec = preset("tiny-naf")
     r = evaluate(spec, shapes, TINY, out=tmp_path / "run")
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert files == ["metrics.json", "model.safetensors", "spec.json"]
+    assert files == [".skipsearch", "metrics.json", "model.safetensors", "spec.json"]  # the marker: ours to replace
     assert ArchSpec.from_json((tmp_path / "run" / "spec.json").read_text()) == spec
     model = build_model(spec)
     model.load_state_dict(load_file(r["weights"]))

@@ -11,6 +11,7 @@ from ..errors import UserError
 from ..model import build_model
 from ..spec import ArchSpec
 from .counts import count_flops, count_macs, count_params
+from .fit import check_fits, inference_bytes
 from .memory import Stage, analytic_timeline, gc_paused, level_sizes, measure
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -65,17 +66,20 @@ class Profile:
 
 
 def check_options(spec: ArchSpec, input_shape: tuple[int, int, int], batch: int, dtype: str, device: str) -> None:
+    ok = len(input_shape) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in input_shape)
+    if not ok or min(input_shape) < 1:
+        raise UserError(f"input: {input_shape!r}; allowed: (C, H, W), three positive integers")
     c, h, w = input_shape
     if c != spec.in_channels:
-        raise UserError(f"--input: {c} channels, but the spec takes in_channels={spec.in_channels}")
-    if min(h, w, batch) < 1:
-        raise UserError(f"--input/--batch: sizes must be positive, got {c}x{h}x{w} batch {batch}")
+        raise UserError(f"input: {c} channels, but the spec takes in_channels={spec.in_channels}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise UserError(f"batch: {batch!r}; allowed: an integer >= 1")
     if dtype not in DTYPES:
-        raise UserError(f"--dtype: unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
+        raise UserError(f"dtype: unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
     if device not in DEVICES:
-        raise UserError(f"--device: unknown device {device!r}; allowed: {', '.join(DEVICES)}")
+        raise UserError(f"device: unknown device {device!r}; allowed: {', '.join(DEVICES)}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device: cuda was asked for but no CUDA GPU is available here; allowed: meta, cpu")
+        raise UserError("device: cuda was asked for but no CUDA GPU is available here; allowed: meta, cpu")
 
 
 def profile(
@@ -105,6 +109,8 @@ def _profile(spec: ArchSpec, input_shape: tuple[int, int, int], batch: int, dtyp
     meta_model = build_model(spec, "meta").eval()
     if torch_dtype != torch.float32:
         meta_model = meta_model.to(torch_dtype)
+    if device != "meta":
+        check_fits(inference_bytes(spec, shape, torch_dtype), device, f"a forward pass at {shape}", "profile")
     model = meta_model if device == "meta" else build_model(spec).to(device=device, dtype=torch_dtype).eval()
     x = (
         torch.randn(shape, device=device, dtype=torch_dtype)

@@ -15,33 +15,37 @@
 
 Relative paths are relative to the study file. Outputs go to `out` (default: a folder
 named after the study next to the YAML), the study itself to `storage` (default: a
-SQLite file there).
+SQLite file there). Everything is checked here, before any stored study is opened:
+each problem is one UserError naming the file, the field, the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..files import read_yaml
 from ..tasks import Task, list_tasks, make_task
 from ..train import Budget
-from .space import SearchSpace, read_yaml
+from .space import SearchSpace
 
-# figures known before training (usable in constraints) and their natural direction
+# figures known before training (usable in constraints): natural direction and unit kind
 COSTS = {
-    "skip_memory_bytes": "minimize",
-    "skip_memory_me1": "minimize",
-    "params": "minimize",
-    "macs": "minimize",
-    "flops": "minimize",
-    "peak_activation_bytes": "minimize",
+    "skip_memory_bytes": ("minimize", "bytes"),
+    "skip_memory_me1": ("minimize", "number"),
+    "params": ("minimize", "count"),
+    "macs": ("minimize", "count"),
+    "flops": ("minimize", "count"),
+    "peak_activation_bytes": ("minimize", "bytes"),
 }
 AFTER_TRAINING = {"train_time_s": "minimize", "images_per_s": "maximize"}
-SAMPLERS = ("nsga2", "tpe", "gp", "random")
+SAMPLER_OPTIONS = {"nsga2": ("population",), "tpe": ("n_startup_trials",), "gp": ("n_startup_trials",), "random": ()}
+SAMPLERS = tuple(SAMPLER_OPTIONS)
 FIELDS = (
     "name",
     "description",
@@ -60,22 +64,40 @@ FIELDS = (
     "storage",
     "out",
 )
-UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+# unit suffixes, case exact: bytes decimal and binary; counts K/M/G (thousand, million, billion)
+UNITS = {
+    "bytes": {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30},
+    "count": {"": 1, "K": 1e3, "M": 1e6, "G": 1e9},
+    "number": {"": 1},
+}
+AMOUNT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+MAX_REFERENCE_SIDE = 16384
 
 
-def _hint(word: str, options) -> str:
-    close = difflib.get_close_matches(str(word), list(options), n=1)
+def _hint(word: Any, options) -> str:
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def parse_amount(where: str, value: Any) -> float:
-    """A number, or a string with a unit: '2 MiB', '1.5M', '300k'."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_amount(where: str, value: Any, unit: str = "bytes") -> float:
+    """A finite number, or a string with a unit of `unit`'s kind: '2 MiB', '1.5M', '300K'."""
+    allowed = ", ".join(u for u in UNITS[unit] if u)
+    what = f"a number or one with a unit ({allowed}; case exact)" if allowed else "a number"
+    if is_number(value):
         return float(value)
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", str(value))
-    if not m or m.group(2).lower() not in UNITS:
-        raise UserError(f"{where}: {value!r} is not an amount; allowed: a number or one with a unit (KiB, MiB, GiB, K, M, G)")
-    return float(m.group(1)) * UNITS[m.group(2).lower()]
+    m = re.fullmatch(AMOUNT, value) if isinstance(value, str) else None
+    if not m or m.group(2) not in UNITS[unit]:
+        raise UserError(f"{where}: {value!r} is not an amount; allowed: {what}")
+    return float(m.group(1)) * UNITS[unit][m.group(2)]
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,227 @@ class StudyConfig:
     def metric_names(self) -> list[str]:
         return [o.name for o in self.objectives]
 
+    def identity(self) -> dict[str, Any]:
+        """What must not change when the stored study is opened again: objective names and
+        directions, the task, and the space's dimensions with their kinds (a changed kind
+        or choice list cannot be sampled into an existing Optuna study)."""
+        return {
+            "objectives": [[o.name, o.direction] for o in self.objectives],
+            "task": self.task_name,
+            "space": self.space.signature(),
+        }
+
+
+class _Reader:
+    """Reads one study file's fields in order; `fail` prefixes every message with the file."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path, self.data = path, data
+        self.here = path.parent.resolve()  # absolute: Ray workers run in other working directories
+
+    def fail(self, field: str, message: str) -> UserError:
+        return UserError(f"{self.path}: {field}: {message}")
+
+    def rel(self, field: str, value: Any) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(field, f"{value!r}; allowed: a path (relative to the study file)")
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.here / p
+
+    def mapping(self, field: str, default: Any = None) -> dict[str, Any]:
+        value = self.data.get(field, default)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(field, f"{value!r}; allowed: a mapping of fields")
+        return value
+
+    def integer(self, field: str, default: int, low: int) -> int:
+        value = self.data.get(field, default)
+        if not is_int(value) or value < low:
+            raise self.fail(field, f"{value!r}; allowed: an integer >= {low}")
+        return value
+
+    # -- the fields -----------------------------------------------------------------
+    def name(self) -> str:
+        value = self.data.get("name", self.path.stem)
+        if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+            raise self.fail(
+                "name", f"{value!r}; allowed: a file name of letters, digits, '.', '_' and '-' (it names the output folder)"
+            )
+        return value
+
+    def task(self) -> tuple[str, dict[str, Any], Task]:
+        raw = self.data.get("task", "shapes")
+        if isinstance(raw, dict):
+            options = dict(raw)
+            name = options.pop("name", None)
+        else:
+            name, options = raw, {}
+        if name not in list_tasks():
+            raise self.fail("task", f"{name!r} is not a task{_hint(name, list_tasks())}; allowed: {', '.join(list_tasks())}")
+        for key in ("data", "split"):
+            if key in options:
+                options[key] = str(self.rel(f"task.{key}", options[key]))
+        try:
+            return name, options, make_task(name, **options)
+        except UserError as err:
+            raise self.fail("task", str(err)) from None
+
+    def space(self) -> SearchSpace:
+        if "space" not in self.data:
+            raise self.fail("space", "missing; give a search space file, e.g. ../search_spaces/tiny.yaml")
+        try:
+            return SearchSpace.load(self.rel("space", self.data["space"]))
+        except UserError as err:
+            raise self.fail("space", str(err)) from None
+
+    def objectives(self, task: Task) -> list[Objective]:
+        known = {**{m: "maximize" for m in task.metric_names}, **{k: v[0] for k, v in COSTS.items()}, **AFTER_TRAINING}
+        raw = self.data.get("objectives", [task.primary, "skip_memory_bytes"])
+        if not isinstance(raw, list) or not raw:
+            example = f"[{task.primary}, skip_memory_bytes]"
+            raise self.fail("objectives", f"{raw!r}; allowed: a non-empty list of objectives, e.g. {example}")
+        out: list[Objective] = []
+        for entry in raw:
+            entry = {"name": entry} if isinstance(entry, str) else entry
+            if not isinstance(entry, dict) or set(entry) - {"name", "direction"}:
+                raise self.fail("objectives", f"{entry!r}; allowed: a name or {{name: NAME, direction: maximize|minimize}}")
+            name = entry.get("name")
+            if name not in known:
+                raise self.fail(
+                    "objectives",
+                    f"{name!r} is not an objective of task {task.name}{_hint(name, known)}; allowed: {', '.join(known)}",
+                )
+            if name in (o.name for o in out):
+                raise self.fail("objectives", f"{name!r} is listed twice; allowed: each objective once")
+            direction = entry.get("direction", known[name])
+            if direction not in ("maximize", "minimize"):
+                raise self.fail(f"objectives.{name}.direction", f"{direction!r}; allowed: maximize, minimize")
+            out.append(Objective(name, direction))
+        return out
+
+    def constraints(self) -> list[Constraint]:
+        raw = self.data.get("constraints") or []
+        if not isinstance(raw, list):
+            raise self.fail("constraints", f"{raw!r}; allowed: a list of {{objective: NAME, max: VALUE}} (and/or min)")
+        return [self._constraint(entry) for entry in raw]
+
+    def _constraint(self, raw: Any) -> Constraint:
+        if not isinstance(raw, dict) or "objective" not in raw or set(raw) - {"objective", "min", "max"}:
+            raise self.fail("constraints", f"{raw!r}; allowed: {{objective: NAME, max: VALUE}} (and/or min)")
+        name = raw["objective"]
+        if name not in COSTS:
+            raise self.fail(
+                "constraints", f"{name!r} is not a figure known before training{_hint(name, COSTS)}; allowed: {', '.join(COSTS)}"
+            )
+        unit = COSTS[name][1]
+        bound = lambda key: parse_amount(f"{self.path}: constraints.{name}.{key}", raw[key], unit) if key in raw else None  # noqa: E731
+        low, high = bound("min"), bound("max")
+        if low is None and high is None:
+            raise self.fail(f"constraints.{name}", "give max and/or min")
+        if low is not None and high is not None and low > high:
+            raise self.fail(f"constraints.{name}", f"min {low:g} > max {high:g}; allowed: min <= max")
+        return Constraint(name, low, high)
+
+    def sampler(self) -> dict[str, Any]:
+        raw = self.data.get("sampler", "nsga2")
+        sampler = {"type": raw} if isinstance(raw, str) else raw
+        if not isinstance(sampler, dict):
+            raise self.fail("sampler", f"{raw!r}; allowed: a sampler name or {{type: NAME, ...options}}")
+        kind = sampler.get("type", "nsga2")
+        if kind not in SAMPLERS:
+            raise self.fail("sampler.type", f"{kind!r}{_hint(kind, SAMPLERS)}; allowed: {', '.join(SAMPLERS)}")
+        for key, value in sampler.items():
+            if key == "type":
+                continue
+            if key not in SAMPLER_OPTIONS[kind]:
+                allowed = ", ".join(SAMPLER_OPTIONS[kind]) or "no options"
+                hint = _hint(key, SAMPLER_OPTIONS[kind])
+                raise self.fail(f"sampler.{key}", f"not an option of the {kind} sampler{hint}; allowed: {allowed}")
+            low = 2 if key == "population" else 0
+            if not is_int(value) or value < low:
+                raise self.fail(f"sampler.{key}", f"{value!r}; allowed: an integer >= {low}")
+        return {**sampler, "type": kind}
+
+    def budget(self) -> Budget:
+        raw = self.mapping("budget")
+        allowed = list(Budget.__dataclass_fields__)
+        for key in raw:
+            if key not in allowed:
+                raise self.fail(f"budget.{key}", f"unknown field{_hint(key, allowed)}; allowed: {', '.join(allowed)}")
+        try:
+            return Budget(**raw)
+        except UserError as err:
+            raise UserError(f"{self.path}: {err}") from None
+
+    def resources(self) -> tuple[float, float]:
+        raw = self.mapping("resources")
+        for key in raw:
+            if key not in ("cpus", "gpus"):
+                raise self.fail(f"resources.{key}", f"unknown field{_hint(key, ['cpus', 'gpus'])}; allowed: cpus, gpus")
+        cpus, gpus = raw.get("cpus", 1), raw.get("gpus", 0)
+        if not is_number(cpus) or cpus <= 0:
+            raise self.fail("resources.cpus", f"{cpus!r}; allowed: a number > 0 (CPUs per trial)")
+        if not is_number(gpus) or gpus < 0:
+            raise self.fail("resources.gpus", f"{gpus!r}; allowed: a number >= 0 (a fraction of a GPU packs trials)")
+        return float(cpus), float(gpus)
+
+    def reference_input(self, task: Task) -> tuple[int, int, int]:
+        ref = self.data.get("reference_input", [task.in_channels, 256, 256])
+        ok = (
+            isinstance(ref, list)
+            and len(ref) == 3
+            and all(is_int(v) for v in ref)
+            and ref[0] == task.in_channels
+            and all(8 <= v <= MAX_REFERENCE_SIDE for v in ref[1:])
+        )
+        if not ok:
+            raise self.fail(
+                "reference_input",
+                f"{ref!r}; allowed: [C, H, W] with C = {task.in_channels} (the task's channels)"
+                f" and 8 <= H, W <= {MAX_REFERENCE_SIDE}",
+            )
+        return tuple(ref)
+
+    def seed(self) -> int:
+        value = self.data.get("seed", 0)
+        if not is_int(value):
+            raise self.fail("seed", f"{value!r}; allowed: an integer")
+        return value
+
+    def seed_presets(self) -> list[str]:
+        from ..presets import list_presets
+
+        raw = self.data.get("seed_presets") or []
+        if not isinstance(raw, list):
+            raise self.fail("seed_presets", f"{raw!r}; allowed: a list of preset names ({', '.join(list_presets())})")
+        for p in raw:
+            if p not in list_presets():
+                allowed = ", ".join(list_presets())
+                raise self.fail("seed_presets", f"{p!r} is not a preset{_hint(p, list_presets())}; allowed: {allowed}")
+        return list(raw)
+
+    def out(self, name: str) -> Path:
+        out = self.rel("out", self.data["out"]) if self.data.get("out") is not None else self.here / name
+        if out.exists() and not out.is_dir():
+            raise self.fail("out", f"{str(out)!r} is a file; allowed: a folder (created if missing)")
+        return out
+
+    def storage(self, out: Path) -> str:
+        raw = self.data.get("storage")
+        if raw is None:
+            return f"sqlite:///{(out / 'study.db').resolve()}"
+        if not isinstance(raw, str) or not re.fullmatch(r"[a-z][a-z0-9+]*://.+", raw):
+            raise self.fail("storage", f"{raw!r}; allowed: a database URL, e.g. sqlite:///path/study.db or postgresql://host/db")
+        return raw
+
+    def description(self) -> str:
+        value = self.data.get("description", "")
+        if not isinstance(value, str):
+            raise self.fail("description", f"{value!r}; allowed: text")
+        return value
+
 
 def load_study(path: str | Path) -> StudyConfig:
     """Read and check a study file; every problem is a UserError naming file, field and value."""
@@ -136,130 +379,43 @@ def load_study(path: str | Path) -> StudyConfig:
     for key in data:
         if key not in FIELDS:
             raise UserError(f"{path}: unknown field {key!r}{_hint(key, FIELDS)}; allowed: {', '.join(FIELDS)}")
-    here = path.parent.resolve()  # absolute: Ray workers run in other working directories
-    where = str(path)
-
-    def rel(p: str) -> Path:
-        q = Path(p).expanduser()
-        return q if q.is_absolute() else here / q
-
-    # task
-    raw_task = data.get("task", "shapes")
-    options = dict(raw_task) if isinstance(raw_task, dict) else {"name": raw_task}
-    task_name = options.pop("name", None)
-    if task_name not in list_tasks():
-        raise UserError(
-            f"{where}: task: {task_name!r} is not a task{_hint(task_name, list_tasks())}; allowed: {', '.join(list_tasks())}"
-        )
-    for key in ("data", "split"):
-        if key in options:
-            options[key] = str(rel(options[key]))
-    try:
-        task = make_task(task_name, **options)
-    except UserError as err:
-        raise UserError(f"{where}: task: {err}") from None
-
-    # space
-    if "space" not in data:
-        raise UserError(f"{where}: space: missing; give a search space file, e.g. ../search_spaces/tiny.yaml")
-    try:
-        space = SearchSpace.load(rel(data["space"]))
-    except UserError as err:
-        raise UserError(f"{where}: space: {err}") from None
-
-    # objectives
-    known = {**{m: "maximize" for m in task.metric_names}, **COSTS, **AFTER_TRAINING}
-    objectives = []
-    for raw in data.get("objectives") or [task.primary, "skip_memory_bytes"]:
-        entry = {"name": raw} if isinstance(raw, str) else dict(raw)
-        name = entry.get("name")
-        if name not in known:
-            raise UserError(
-                f"{where}: objectives: {name!r} is not an objective of task {task_name}{_hint(name, known)}; "
-                f"allowed: {', '.join(known)}"
-            )
-        direction = entry.get("direction", known[name])
-        if direction not in ("maximize", "minimize"):
-            raise UserError(f"{where}: objectives.{name}.direction: {direction!r}; allowed: maximize, minimize")
-        objectives.append(Objective(name, direction))
-
-    constraints = []
-    for raw in data.get("constraints") or []:
-        if not isinstance(raw, dict) or "objective" not in raw:
-            raise UserError(f"{where}: constraints: {raw!r}; allowed: {{objective: NAME, max: VALUE}} (and/or min)")
-        name = raw["objective"]
-        if name not in COSTS:
-            raise UserError(
-                f"{where}: constraints: {name!r} is not a figure known before training{_hint(name, COSTS)}; "
-                f"allowed: {', '.join(COSTS)}"
-            )
-        low = parse_amount(f"{where}: constraints.{name}.min", raw["min"]) if "min" in raw else None
-        high = parse_amount(f"{where}: constraints.{name}.max", raw["max"]) if "max" in raw else None
-        if low is None and high is None:
-            raise UserError(f"{where}: constraints.{name}: give max and/or min")
-        if low is not None and high is not None and low > high:
-            raise UserError(f"{where}: constraints.{name}: min {low:g} > max {high:g}")
-        constraints.append(Constraint(name, low, high))
-
-    sampler = data.get("sampler") or {"type": "nsga2"}
-    sampler = {"type": sampler} if isinstance(sampler, str) else dict(sampler)
-    if sampler.get("type") not in SAMPLERS:
-        raise UserError(
-            f"{where}: sampler.type: {sampler.get('type')!r}{_hint(sampler.get('type'), SAMPLERS)}; "
-            f"allowed: {', '.join(SAMPLERS)}"
-        )
-
-    def positive_int(key: str, default: int) -> int:
-        value = data.get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UserError(f"{where}: {key}: {value!r}; allowed: an integer >= 1")
-        return value
-
-    raw_budget = dict(data.get("budget") or {})
-    for key in raw_budget:
-        if key not in Budget.__dataclass_fields__:
-            allowed = list(Budget.__dataclass_fields__)
-            raise UserError(f"{where}: budget.{key}: unknown field{_hint(key, allowed)}; allowed: {', '.join(allowed)}")
-    try:
-        budget = Budget(**raw_budget)
-    except (UserError, TypeError) as err:
-        raise UserError(f"{where}: {err}") from None
-
-    resources = dict(data.get("resources") or {})
-    for key in resources:
-        if key not in ("cpus", "gpus"):
-            raise UserError(f"{where}: resources.{key}: unknown field{_hint(key, ['cpus', 'gpus'])}; allowed: cpus, gpus")
-    ref = tuple(data.get("reference_input") or (task.in_channels, 256, 256))
-    if len(ref) != 3 or ref[0] != task.in_channels:
-        raise UserError(f"{where}: reference_input: {list(ref)!r}; allowed: [C, H, W] with C = {task.in_channels}")
-
-    from ..presets import list_presets
-
-    presets = list(data.get("seed_presets") or [])
-    for p in presets:
-        if p not in list_presets():
-            raise UserError(f"{where}: seed_presets: {p!r} is not a preset{_hint(p, list_presets())}")
-    name = str(data.get("name", path.stem))
-    out = rel(data["out"]) if data.get("out") else here / name
-    storage = str(data.get("storage") or f"sqlite:///{(out / 'study.db').resolve()}")
-    return StudyConfig(
+    r = _Reader(path, data)
+    name = r.name()
+    task_name, options, task = r.task()
+    space = r.space()
+    cpus, gpus = r.resources()
+    out = r.out(name)
+    cfg = StudyConfig(
         name=name,
         path=path,
         task_name=task_name,
         task_options=options,
         space=space,
-        objectives=objectives,
-        constraints=constraints,
-        sampler=sampler,
-        n_trials=positive_int("n_trials", 12),
-        budget=budget,
-        reference_input=ref,
-        cpus=float(resources.get("cpus", 1)),
-        gpus=float(resources.get("gpus", 0)),
-        concurrency=positive_int("concurrency", 1),
-        seed=int(data.get("seed", 0)),
-        seed_presets=presets,
-        storage=storage,
+        objectives=r.objectives(task),
+        constraints=r.constraints(),
+        sampler=r.sampler(),
+        n_trials=r.integer("n_trials", 12, 1),
+        budget=r.budget(),
+        reference_input=r.reference_input(task),
+        cpus=cpus,
+        gpus=gpus,
+        concurrency=r.integer("concurrency", 1, 1),
+        seed=r.seed(),
+        seed_presets=r.seed_presets(),
+        storage=r.storage(out),
         out=out,
-        description=str(data.get("description", "")),
+        description=r.description(),
     )
+    _probe(cfg, task)
+    return cfg
+
+
+def _probe(cfg: StudyConfig, task: Task) -> None:
+    """Refuse a space none of whose points is a valid architecture (a fixed `depth: 9`, a
+    fixed `block.type: bogus`, ...) before the stored study is touched."""
+    from ..errors import SpecError
+
+    try:
+        cfg.space.probe(task)
+    except SpecError as err:
+        raise UserError(f"{cfg.path}: space: {cfg.space.source}: no point of the space is a valid architecture: {err}") from None

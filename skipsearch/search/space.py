@@ -19,28 +19,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..blocks import BLOCKS
 from ..errors import SpecError, UserError
+from ..files import read_yaml
 from ..skips import SKIPS
 from ..spec import ArchSpec
 
 DIM_KEYS = ("choice", "int", "float", "step", "log", "when")
-
-
-def read_yaml(path: Path, what: str) -> Any:
-    """Parse a YAML file; a missing or malformed one is a UserError naming it."""
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: {what} file not found") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: malformed YAML ({str(err).splitlines()[0]})") from None
 
 
 def _closest(word: str, options) -> str:
@@ -84,40 +74,90 @@ class Dim:
 def _parse_dim(where: str, name: str, raw: Any, earlier: dict[str, Dim]) -> Dim:
     field = f"{where}: params.{name}"
     if not isinstance(raw, dict):
+        _check_fixed(field, name, raw)
         return Dim(name, "fixed", (raw,))
     for key in raw:
         if key not in DIM_KEYS:
-            raise UserError(f"{field}: unknown key {key!r}{_closest(key, DIM_KEYS)}; allowed: {', '.join(DIM_KEYS)}")
+            raise UserError(f"{field}: unknown key {key!r}{_closest(str(key), DIM_KEYS)}; allowed: {', '.join(DIM_KEYS)}")
     kinds = [k for k in ("choice", "int", "float") if k in raw]
     if len(kinds) != 1:
         raise UserError(f"{field}: give exactly one of choice, int, float (got {', '.join(kinds) or 'none'})")
-    kind = kinds[0]
+    when = _parse_when(field, name, raw.get("when"), earlier)
+    if kinds[0] == "choice":
+        return Dim(name, "choice", _parse_choices(field, name, raw), when=when)
+    return _parse_range(field, name, kinds[0], raw, when)
+
+
+def _check_fixed(field: str, name: str, value: Any) -> None:
+    registry = {"block.type": BLOCKS, "skip.type": SKIPS}.get(name)
+    if registry is not None and value not in registry:
+        hint = _closest(str(value), registry.names())
+        raise UserError(f"{field}: {value!r} is not registered{hint}; allowed: {', '.join(registry.names())}")
+    if not isinstance(value, str | int | float | bool | type(None)):
+        raise UserError(f"{field}: {value!r}; allowed: a single value, or one of choice, int, float")
+
+
+def _parse_when(field: str, name: str, raw: Any, earlier: dict[str, Dim]) -> tuple:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise UserError(f"{field}.when: {raw!r}; allowed: a mapping of earlier dimensions to values")
     when = []
-    for cond, allowed in (raw.get("when") or {}).items():
+    for cond, allowed in raw.items():
         if cond not in earlier:
-            raise UserError(f"{field}.when: {cond!r} is not a dimension defined before {name!r}{_closest(cond, earlier)}")
-        when.append((cond, tuple(allowed) if isinstance(allowed, list) else (allowed,)))
-    if kind == "choice":
-        values = raw["choice"]
-        if not isinstance(values, list) or not values:
-            raise UserError(f"{field}.choice: {values!r}; allowed: a non-empty list")
-        registry = {"block.type": BLOCKS, "skip.type": SKIPS}.get(name)
-        for v in values if registry else ():
-            if v not in registry:
+            raise UserError(f"{field}.when: {cond!r} is not a dimension defined before {name!r}{_closest(str(cond), earlier)}")
+        values = tuple(allowed) if isinstance(allowed, list) else (allowed,)
+        dim = earlier[cond]
+        if dim.kind in ("choice", "fixed"):
+            missing = [v for v in values if v not in dim.values]
+            if missing:
                 raise UserError(
-                    f"{field}.choice: {v!r} is not registered{_closest(str(v), registry.names())}; "
-                    f"allowed: {', '.join(registry.names())}"
+                    f"{field}.when: {cond} = {missing[0]!r} never happens; allowed: {', '.join(map(str, dim.values))}"
                 )
-        return Dim(name, "choice", tuple(values), when=tuple(when))
+        when.append((cond, values))
+    return tuple(when)
+
+
+def _parse_choices(field: str, name: str, raw: dict[str, Any]) -> tuple:
+    values = raw["choice"]
+    if set(raw) - {"choice", "when"}:
+        extra = sorted(set(raw) - {"choice", "when"})[0]
+        raise UserError(f"{field}.{extra}: not used with choice; allowed: choice, when")
+    if not isinstance(values, list) or not values:
+        raise UserError(f"{field}.choice: {values!r}; allowed: a non-empty list")
+    for v in values:
+        if not isinstance(v, str | int | float | bool | type(None)):
+            raise UserError(f"{field}.choice: {v!r}; allowed: plain values (text, numbers, true/false)")
+        _check_fixed(f"{field}.choice", name, v)
+    if len(set(map(repr, values))) != len(values):
+        raise UserError(f"{field}.choice: {values!r} lists a value twice; allowed: distinct values")
+    return tuple(values)
+
+
+def _parse_range(field: str, name: str, kind: str, raw: dict[str, Any], when: tuple) -> Dim:
     bounds = raw[kind]
-    if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, int | float) for b in bounds)):
-        raise UserError(f"{field}.{kind}: {bounds!r}; allowed: [low, high]")
+    number = int if kind == "int" else (int, float)
+    ok = isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, number) and not isinstance(b, bool) for b in bounds)
+    if not ok or not all(math.isfinite(b) for b in bounds):
+        allowed = "two integers [low, high]" if kind == "int" else "two numbers [low, high]"
+        raise UserError(f"{field}.{kind}: {bounds!r}; allowed: {allowed}")
     low, high = bounds
     if low > high:
         raise UserError(f"{field}.{kind}: low {low} > high {high}; allowed: low <= high")
-    if kind == "int" and not all(isinstance(b, int) for b in bounds):
-        raise UserError(f"{field}.int: {bounds!r}; allowed: two integers")
-    return Dim(name, kind, (), low, high, raw.get("step"), bool(raw.get("log", False)), tuple(when))
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise UserError(f"{field}.log: {log!r}; allowed: true, false")
+    step = raw.get("step")
+    if step is not None:
+        if log:
+            raise UserError(f"{field}: step {step!r} with log: true; allowed: one of step, log")
+        good = isinstance(step, number) and not isinstance(step, bool) and step > 0
+        if not good:
+            allowed = "a positive integer" if kind == "int" else "a positive number"
+            raise UserError(f"{field}.step: {step!r}; allowed: {allowed}")
+    if log and low <= 0:
+        raise UserError(f"{field}.{kind}: low {low} with log: true; allowed: low > 0 on a log scale")
+    return Dim(name, kind, (), low, high, step, log, when)
 
 
 @dataclass(frozen=True)
@@ -133,18 +173,49 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "<space>", default_name: str = "space") -> SearchSpace:
-        if not isinstance(data, dict) or "params" not in data:
-            raise UserError(f"{where}: a search space needs a 'params' mapping")
+        if not isinstance(data, dict) or not isinstance(data.get("params"), dict) or not data["params"]:
+            raise UserError(f"{where}: params: a search space needs a non-empty 'params' mapping of ArchSpec fields")
         for key in data:
             if key not in ("name", "params", "description"):
-                raise UserError(f"{where}: unknown field {key!r}{_closest(key, ['name', 'params', 'description'])}")
+                raise UserError(f"{where}: unknown field {key!r}{_closest(str(key), ['name', 'params', 'description'])}")
+        name = data.get("name", default_name)
+        if not isinstance(name, str) or not name:
+            raise UserError(f"{where}: name: {name!r}; allowed: text")
         known = _known_names()
         dims: dict[str, Dim] = {}
-        for name, raw in (data["params"] or {}).items():
-            if name not in known:
-                raise UserError(f"{where}: params.{name}: unknown ArchSpec field{_closest(name, known)}")
-            dims[name] = _parse_dim(where, name, raw, dims)
-        return cls(str(data.get("name", default_name)), tuple(dims.values()), where)
+        for dim_name, raw in data["params"].items():
+            if dim_name not in known:
+                raise UserError(f"{where}: params.{dim_name}: unknown ArchSpec field{_closest(str(dim_name), known)}")
+            dims[dim_name] = _parse_dim(where, dim_name, raw, dims)
+        return cls(name, tuple(dims.values()), where)
+
+    def signature(self) -> dict[str, Any]:
+        """Each dimension's kind (and choices): what an existing study cannot change."""
+        return {d.name: [d.kind, [repr(v) for v in d.values]] if d.kind == "choice" else [d.kind] for d in self.dims}
+
+    def probe(self, task=None, tries: int = 64) -> ArchSpec:
+        """A valid ArchSpec of the space: its defaults (first choice, low end) first, then
+        seeded random points. SpecError (the first point's) when none is valid, e.g. a
+        fixed `depth: 9` or a block parameter no block of the space can take."""
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        first: SpecError | None = None
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        points = [self._defaults()] + [self.suggest(study.ask()) for _ in range(tries)]
+        for point in points:
+            try:
+                return self.to_spec(point, task)
+            except SpecError as err:
+                first = first or err
+        raise first
+
+    def _defaults(self) -> dict[str, Any]:
+        point: dict[str, Any] = {}
+        for d in self.dims:
+            if d.active(point):
+                point[d.name] = d.values[0] if d.kind in ("choice", "fixed") else (int(d.low) if d.kind == "int" else d.low)
+        return point
 
     def suggest(self, trial) -> dict[str, Any]:
         """Sample a point with an Optuna trial (define-by-run: inactive dims are skipped)."""

@@ -21,6 +21,7 @@ from ..errors import SpecError
 from ..presets import preset
 from ..spec import ArchSpec
 from .config import COSTS, StudyConfig
+from .identity import check_identity, stored_identity
 
 INTERRUPTED = "interrupted"  # reason of trials cut short by a stopped or killed driver
 
@@ -42,6 +43,9 @@ def open_study(cfg: StudyConfig, create: bool = True):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    stored = stored_identity(cfg.storage, cfg.name)  # read-only: nothing is written before this passes
+    if stored is not None:
+        check_identity(cfg.path, cfg.name, stored, cfg.identity())
     cfg.out.mkdir(parents=True, exist_ok=True)
     storage = (
         optuna.storages.RDBStorage(cfg.storage, engine_kwargs={"connect_args": {"timeout": 60}})
@@ -63,6 +67,8 @@ def open_study(cfg: StudyConfig, create: bool = True):
         raise UserError(
             f"{cfg.path}: objectives: the stored study {cfg.name!r} has other objectives; use a new name or out folder"
         )
+    if "identity" not in study.user_attrs:
+        study.set_user_attr("identity", cfg.identity())
     study.set_user_attr(
         "config",
         {

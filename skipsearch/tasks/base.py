@@ -8,11 +8,13 @@ is never waiting for a loader.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
 
+from ..errors import UserError
 from ..registry import Registry
 from ..spec import ArchSpec
 from . import losses, metrics
@@ -100,3 +102,18 @@ class Task:
 
 
 TASKS: Registry[type[Task]] = Registry("task", "task")
+
+
+def check_int(task: str, name: str, value: Any, low: int) -> int:
+    """A task option that must be an integer >= low (UserError otherwise)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise UserError(f"task {task!r} option {name}: {value!r}; allowed: an integer >= {low}")
+    return value
+
+
+def check_number(task: str, name: str, value: Any, low: float, high: float) -> float:
+    """A task option that must be a finite number with low < value <= high."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and low < value <= high
+    if not ok:
+        raise UserError(f"task {task!r} option {name}: {value!r}; allowed: a number with {low:g} < value <= {high:g}")
+    return float(value)

@@ -22,15 +22,25 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .base import TASKS, Batch, Task
+from .base import TASKS, Batch, Task, check_int
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _root(data: Any) -> Path:
+    if not isinstance(data, str | Path) or not str(data):
+        raise UserError(f"task option data: {data!r}; allowed: a dataset folder")
+    root = Path(data)
+    if not root.is_dir():
+        raise UserError(f"{root}: dataset folder not found")
+    return root
 
 
 def _files(folder: Path) -> dict[str, Path]:
@@ -42,39 +52,45 @@ def _files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _load(path: Path, mode: str) -> np.ndarray:
+def _read_image(path: Path, mode: str | None) -> Any:
+    """Decode an image (mode None: only its size). Corrupt files and decompression bombs
+    (a few KiB declaring a huge canvas) are UserErrors naming the file."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert(mode))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.size if mode is None else np.asarray(im.convert(mode))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        limit = Image.MAX_IMAGE_PIXELS or 0
+        raise UserError(f"{path}: image too large to decode safely ({err}); allowed: at most {limit:,} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserError(f"{path}: unreadable or corrupt image ({err})") from None
 
 
-def _size(path: Path) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
+def _load(path: Path, mode: str) -> np.ndarray:
+    return _read_image(path, mode)
 
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"{path}: unreadable or corrupt image ({err})") from None
+
+def _size(path: Path) -> tuple[int, int]:
+    return _read_image(path, None)
 
 
 def _split(stems: list[str], val_fraction: float, split: str | None, seed: int, root: Path) -> tuple[list[str], list[str]]:
     if split is not None:
+        from ..files import read_text
+
         path = Path(split)
-        try:
-            wanted = [s.strip() for s in path.read_text().splitlines() if s.strip()]
-        except OSError as err:
-            raise UserError(f"{path}: cannot read the split file ({err.strerror})") from None
+        wanted = [s.strip() for s in read_text(path, "split").splitlines() if s.strip()]
         unknown = [s for s in wanted if s not in stems]
         if unknown:
             raise UserError(f"{path}: stem {unknown[0]!r} is not an image of {root}")
         val = [s for s in stems if s in set(wanted)]
     else:
-        if not 0 < val_fraction < 1:
+        if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0 < val_fraction < 1:
             raise UserError(f"task option val_fraction: {val_fraction!r}; allowed: 0 < val_fraction < 1")
         order = np.random.default_rng(seed).permutation(len(stems))
         n_val = max(1, round(val_fraction * len(stems)))
@@ -123,9 +139,8 @@ class FolderSeg(Task):
     ):
         if data is None:
             raise UserError("task folder-seg: --data DIR is required (a folder with images/ and masks/)")
-        if not isinstance(classes, int) or classes < 2:
-            raise UserError(f"task option classes: {classes!r}; allowed: an integer >= 2 (background included)")
-        self.root, self.num_classes, self.seed = Path(data), classes, seed
+        classes = check_int(self.name, "classes", classes, 2)  # background included
+        self.root, self.num_classes, self.seed = _root(data), classes, check_int(self.name, "seed", seed, 0)
         images, masks = _files(self.root / "images"), _files(self.root / "masks")
         self.pairs: dict[str, tuple[Path, Path]] = {}
         for stem, img in images.items():
@@ -170,7 +185,7 @@ class FolderRestore(Task):
     def __init__(self, data: str | Path | None = None, val_fraction: float = 0.2, split: str | None = None, seed: int = 0):
         if data is None:
             raise UserError("task folder-restore: --data DIR is required (a folder with input/ and target/)")
-        self.root, self.seed = Path(data), seed
+        self.root, self.seed = _root(data), check_int(self.name, "seed", seed, 0)
         inputs, targets = _files(self.root / "input"), _files(self.root / "target")
         self.pairs: dict[str, tuple[Path, Path]] = {}
         for stem, inp in inputs.items():

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .base import TASKS, Batch, Task
+from .base import TASKS, Batch, Task, check_int, check_number
 
 TRAIN = (
     "astronaut",
@@ -67,11 +67,12 @@ class PhotosDenoise(Task):
     kind = "restore"
 
     def __init__(self, sigma: float = 25.0, val_images: tuple[str, ...] = VAL, seed: int = 0) -> None:
-        if not 0 < sigma <= 255:
-            raise UserError(
-                f"task option sigma: {sigma!r} is out of range; allowed: 0 < sigma <= 255 (noise std on a 0-255 scale)"
-            )
+        sigma = check_number(self.name, "sigma", sigma, 0, 255)  # noise std on a 0-255 scale
+        seed = check_int(self.name, "seed", seed, 0)
         known = TRAIN + VAL
+        if isinstance(val_images, str) or not isinstance(val_images, list | tuple) or not val_images:
+            allowed = f"a non-empty list of photo names ({', '.join(known)})"
+            raise UserError(f"task option val_images: {val_images!r}; allowed: {allowed}")
         bad = [v for v in val_images if v not in known]
         if bad:
             raise UserError(f"task option val_images: unknown photo {bad[0]!r}; allowed: {', '.join(known)}")

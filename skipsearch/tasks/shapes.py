@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from .base import TASKS, Batch, Task
+from .base import TASKS, Batch, Task, check_int
 
 VAL_OFFSET = 1_000_000  # validation images never share an index with training ones
 
@@ -122,7 +122,9 @@ class Shapes(Task):
     kind = "seg"
 
     def __init__(self, train_samples: int = 1000, val_samples: int = 200, seed: int = 0) -> None:
-        self.train_samples, self.val_samples, self.seed = train_samples, val_samples, seed
+        self.train_samples = check_int(self.name, "train_samples", train_samples, 1)
+        self.val_samples = check_int(self.name, "val_samples", val_samples, 1)
+        self.seed = check_int(self.name, "seed", seed, 0)
 
     def train_pool(self, size: tuple[int, int], seed: int) -> Batch:
         return _pool(self.seed, *size, 0, self.train_samples)

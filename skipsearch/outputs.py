@@ -1,0 +1,49 @@
+"""Writing into folders the user names, without ever deleting what skipsearch did not write.
+
+A folder skipsearch writes (a `train --out` run, an export bundle) carries a marker file.
+A target that exists, is not empty and has no marker belongs to the user: it is refused.
+Publishing moves each file from a finished temporary folder into place one at a time
+(atomic renames), so files the user added beside ours survive a re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .errors import UserError
+
+MARKER = ".skipsearch"
+
+
+def check_target(path: Path, what: str, force: bool | None = None) -> None:
+    """Refuse a folder skipsearch may not write into. `force` None: an earlier output of
+    skipsearch may be replaced; False: even that is refused (say --force); True: allowed."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise UserError(f"{path}: is a file; allowed: a folder for the {what} (new, or an earlier skipsearch output)")
+    if force:
+        return  # asked for: files of the names skipsearch writes are replaced, nothing else
+    if not (path / MARKER).exists():
+        if any(path.iterdir()):
+            raise UserError(f"{path}: folder is not empty and was not written by skipsearch; allowed: a new or empty folder")
+        return
+    if force is not None:
+        raise UserError(f"{path}: an earlier {what} is already there; allowed: another folder, or --force to replace it")
+
+
+def publish(tmp: Path, final: Path, kind: str) -> None:
+    """Move the finished files of `tmp` into `final` (created if missing), then drop `tmp`."""
+    (tmp / MARKER).write_text(json.dumps({"kind": kind}) + "\n")
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    for item in tmp.iterdir():
+        target = final / item.name
+        if target.is_dir() and not target.is_symlink():
+            raise UserError(f"{target}: a folder where skipsearch writes a file; allowed: move it away")
+        os.replace(item, target)
+    tmp.rmdir()
