@@ -59,11 +59,10 @@ def load_spec(args: argparse.Namespace):
 
     if args.preset:
         return preset(args.preset)
+    from .files import read_text
+
     source = "<stdin>" if args.spec == "-" else args.spec
-    try:
-        text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text(encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"{source}: cannot read the spec file ({err.strerror})") from None
+    text = sys.stdin.read() if args.spec == "-" else read_text(Path(args.spec), "spec")
     try:
         return ArchSpec.from_json(text)
     except SpecError as err:
@@ -132,7 +131,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def cmd_train(args: argparse.Namespace) -> int:
     from .outputs import check_target
     from .tasks import make_task
-    from .train import Budget, evaluate
+    from .train import Budget, check_budget_fits, evaluate, resolve_device
 
     spec = load_spec(args)
     options = {"data": args.data} if args.data else {}
@@ -153,6 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(str(err).replace("budget ", "--", 1)) from None
     if args.out:
         check_target(Path(args.out), "training output")  # before the data is even read
+    check_budget_fits(fitted, budget, resolve_device(budget.device))  # before any data is decoded
     if hasattr(task, "check"):
         task.check(budget.size)  # bad files fail here, before anything is trained or written
     bar = None

@@ -41,7 +41,7 @@ def load(path: str | Path) -> UNet:
         if not (path / name).exists():
             raise UserError(f"{path}: no {name} in this folder")
     spec = _bundle_spec(path)
-    check_fits(param_bytes(spec), "cpu", "the bundle's weights", str(path))
+    check_fits(param_bytes(spec), "cpu", f"{path / 'spec.json'}: the weights of this architecture")
     model = build_model(spec)
     try:
         model.load_state_dict(load_file(str(path / "model.safetensors")))

@@ -2,8 +2,8 @@
 
 Every problem becomes one UserError naming the file: missing, a folder, unreadable,
 not UTF-8 text, too large, malformed. YAML is read with a loader that refuses
-duplicate keys (PyYAML silently keeps the last one) and more than a few aliases (an
-alias bomb expands into gigabytes as soon as anything walks the structure).
+duplicate keys (PyYAML silently keeps the last one) and documents whose aliases expand
+beyond a bound (an alias bomb becomes gigabytes as soon as anything walks it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from .errors import UserError
 
 MAX_TEXT_BYTES = 1 << 20  # study, space and spec files are a few KiB; 1 MiB is generous
-MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 100_000  # values after alias expansion; real files have a few hundred
 
 
 def read_text(path: str | Path, what: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
@@ -41,16 +41,20 @@ def _loader():
     import yaml
 
     class BoundedLoader(yaml.SafeLoader):
-        """SafeLoader that refuses duplicate keys and alias bombs."""
-
-        aliases = 0
+        """SafeLoader that refuses duplicate keys and alias bombs: every node's size with
+        its aliases expanded is tracked, and a document beyond MAX_YAML_NODES is refused."""
 
         def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
-            if self.check_event(yaml.AliasEvent):
-                self.aliases += 1
-                if self.aliases > MAX_YAML_ALIASES:
-                    raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (refused: alias expansion)")
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
+            sizes = self.__dict__.setdefault("_sizes", {})
+            if id(node) not in sizes:
+                children = node.value if isinstance(node, yaml.SequenceNode) else ()
+                if isinstance(node, yaml.MappingNode):
+                    children = [n for pair in node.value for n in pair]
+                sizes[id(node)] = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if sizes[id(node)] > MAX_YAML_NODES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_NODES:,} values once aliases are expanded (refused: an alias bomb?)")
+            return node
 
         def construct_mapping(self, node, deep=False):  # noqa: ANN001
             seen = set()

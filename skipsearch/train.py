@@ -163,6 +163,13 @@ def _save(out: Path, model: torch.nn.Module, spec: ArchSpec, result: dict[str, A
     return out / "model.safetensors"
 
 
+def check_budget_fits(spec: ArchSpec, budget: Budget, device: torch.device) -> None:
+    """Refuse a budget whose training step cannot fit in the device's memory (predicted on
+    the meta device, before any data or weights are allocated)."""
+    h, w = budget.size
+    check_fits(training_bytes(spec, budget.batch, budget.size), device, f"budget size {h}x{w}, batch {budget.batch}")
+
+
 Progress = Callable[[int, int, float], None]
 
 
@@ -190,8 +197,7 @@ def evaluate(
     if why:
         raise UserError(f"{why} (task.adapt(spec) gives one that fits)")
     device = resolve_device(budget.device)
-    needed = training_bytes(spec, budget.batch, budget.size)
-    check_fits(needed, device, f"a training step at batch {budget.batch}, size {budget.size[0]}x{budget.size[1]}", "training")
+    check_budget_fits(spec, budget, device)
     torch.manual_seed(budget.seed)
     train_iter = task.train_batches(budget.size, budget.batch, budget.seed)
     val = task.val_set(budget.size)

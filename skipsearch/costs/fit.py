@@ -67,12 +67,13 @@ def training_bytes(spec: ArchSpec, batch: int, size: tuple[int, int]) -> int:
     return saved + x.nbytes + (2 + ADAM_STATES) * param_bytes(spec)
 
 
-def check_fits(needed: int, device: str | torch.device, what: str, where: str) -> None:
-    """UserError when `needed` bytes exceed what `device` has available."""
+def check_fits(needed: int, device: str | torch.device, what: str) -> None:
+    """UserError when `needed` bytes exceed what `device` has available; `what` names the
+    request (e.g. "input 3x40000x40000, batch 1")."""
     have = available_bytes(device)
     if have is not None and needed > have:
         raise UserError(
-            f"{where}: {what} needs about {_gib(needed)} on {torch.device(device).type}, "
+            f"{what}: needs about {_gib(needed)} on {torch.device(device).type} (predicted on the meta device), "
             f"{_gib(have)} is available; allowed: a smaller size, batch or width"
         )
 

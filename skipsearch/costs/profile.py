@@ -110,7 +110,8 @@ def _profile(spec: ArchSpec, input_shape: tuple[int, int, int], batch: int, dtyp
     if torch_dtype != torch.float32:
         meta_model = meta_model.to(torch_dtype)
     if device != "meta":
-        check_fits(inference_bytes(spec, shape, torch_dtype), device, f"a forward pass at {shape}", "profile")
+        c, h, w = input_shape
+        check_fits(inference_bytes(spec, shape, torch_dtype), device, f"input {c}x{h}x{w}, batch {batch}")
     model = meta_model if device == "meta" else build_model(spec).to(device=device, dtype=torch_dtype).eval()
     x = (
         torch.randn(shape, device=device, dtype=torch_dtype)
