@@ -23,6 +23,10 @@ UP_OPS = ("pixelshuffle", "transposed", "bicubic", "bilinear", "nearest")
 STEMS = ("conv", "none")
 HEADS = ("seg", "restore")
 MERGES = ("add", "concat")
+# Sanity bounds: far above any published U-Net (NAFNet stacks 28 blocks at one level),
+# low enough that building a network on the meta device stays quick.
+MAX_BLOCKS = 64
+MAX_CHANNELS = 4096
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def _per_level(name: str, value: Any, depth: int) -> tuple[int, ...]:
         value = [value] * depth
     if not isinstance(value, list | tuple) or len(value) != depth:
         raise SpecError(name, value, f"an integer or a list of {depth} integers (one per encoder level, finest first)")
-    return tuple(_check_int(f"{name}[{i}]", v, 0) for i, v in enumerate(value))
+    return tuple(_check_int(f"{name}[{i}]", v, 0, MAX_BLOCKS) for i, v in enumerate(value))
 
 
 def _component(name: str, value: Any) -> tuple[str, dict[str, Any]]:
@@ -131,14 +135,14 @@ class ArchSpec:
         from .skips import SKIPS
 
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
-        _check_int("in_channels", self.in_channels, 1)
-        _check_int("out_channels", self.out_channels, 1)
+        _check_int("in_channels", self.in_channels, 1, MAX_CHANNELS)
+        _check_int("out_channels", self.out_channels, 1, MAX_CHANNELS)
         _check_int("depth", self.depth, *DEPTH_RANGE)
         _check_int("width", self.width, 1)
         put("widths", self._resolve_widths())
         put("enc_blocks", _per_level("enc_blocks", self.enc_blocks, self.depth))
         put("dec_blocks", _per_level("dec_blocks", self.dec_blocks, self.depth))
-        _check_int("mid_blocks", self.mid_blocks, 0)
+        _check_int("mid_blocks", self.mid_blocks, 0, MAX_BLOCKS)
         _check_choice("head", self.head, HEADS)
         if self.head == "restore" and self.in_channels != self.out_channels:
             raise SpecError(

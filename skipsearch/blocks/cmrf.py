@@ -56,8 +56,8 @@ class CMRF(BlockFamily):
     @classmethod
     def check_width(cls, params: dict[str, Any], width: int, where: str) -> None:
         n = params["n"]
-        if n < 2:
-            raise SpecError("block.n", n, "an integer >= 2 (channel groups; n - 1 depthwise stages)")
+        if not 2 <= n <= 64:
+            raise SpecError("block.n", n, "an integer 2-64 (channel groups; n - 1 depthwise stages)")
         if width % (2 * n):
             raise SpecError("block.n", n, f"a value with width divisible by 2n (2n = {2 * n})", f"width {width} at {where}")
 

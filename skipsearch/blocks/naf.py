@@ -55,8 +55,8 @@ class NAF(BlockFamily):
     @classmethod
     def check_width(cls, params: dict[str, Any], width: int, where: str) -> None:
         for key in ("dw_expand", "ffn_expand"):
-            if params[key] < 1:
-                raise SpecError(f"block.{key}", params[key], "an integer >= 1")
+            if not 1 <= params[key] <= 16:
+                raise SpecError(f"block.{key}", params[key], "an integer 1-16")
             if width * params[key] % 2:
                 raise SpecError(
                     f"block.{key}",

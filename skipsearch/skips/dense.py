@@ -27,8 +27,8 @@ class Dense(SkipDesign):
 
     @classmethod
     def resolve(cls, params: dict[str, Any], spec) -> dict[str, Any]:
-        if params["node_blocks"] < 1:
-            raise SpecError("skip.node_blocks", params["node_blocks"], "an integer >= 1")
+        if not 1 <= params["node_blocks"] <= 16:
+            raise SpecError("skip.node_blocks", params["node_blocks"], "an integer 1-16")
         return params
 
     def __init__(self, spec) -> None:

@@ -58,8 +58,8 @@ class Sdi(SkipDesign):
 
     @classmethod
     def resolve(cls, params: dict[str, Any], spec) -> dict[str, Any]:
-        if params["channels"] < 1:
-            raise SpecError("skip.channels", params["channels"], "an integer >= 1")
+        if not 1 <= params["channels"] <= 4096:
+            raise SpecError("skip.channels", params["channels"], "an integer 1-4096")
         return resolve_merge(params, spec)
 
     def __init__(self, spec) -> None:
