@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .objectives import OBJECTIVES
 from .spec import ArchSpec
 
 
@@ -21,7 +22,7 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
     stages += [f"after decoder level {i}" for i in range(depth, 0, -1)]
     front = results.front
     on_front = int(trial.number) in set(int(n) for n in front["number"])
-    metrics = [m for m in ("dice", "iou", "mdice", "miou", "psnr", "ssim") if m in a]
+    metrics = [n for n, o in OBJECTIVES.items() if o.metric and n in a]
     ref = cfg.get("reference_input", [spec.in_channels, 256, 256])
     objectives = ", ".join(f"{n} ({d})" for n, d in zip(results.objectives, results.directions, strict=True))
     lines = [

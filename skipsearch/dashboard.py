@@ -7,18 +7,40 @@ it reaches the page or a plotly hover text (plotly renders hover text as HTML).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+from .objectives import OBJECTIVES, format_value
 from .results import StudyResults
 
 STAGE_NAMES = lambda depth: [f"enc {i}" for i in range(1, depth + 1)] + ["bottleneck"] + [f"dec {i}" for i in range(depth, 0, -1)]  # noqa: E731
-SYMBOLS = {"naf": "circle", "cmrf": "diamond", "conv": "square"}
-COLORS = {"none": "#7f7f7f", "plain": "#1f77b4", "msiam_iem": "#d62728", "sdi": "#2ca02c", "dense": "#9467bd"}
-BYTES = {"skip_memory_bytes", "peak_activation_bytes"}
+MARKERS = ("circle", "diamond", "square", "triangle-up", "cross", "pentagon", "hexagon", "star-triangle-up")
+
+
+def _stable(name: str) -> int:
+    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
+
+
+def skip_color(name: Any) -> str:
+    """A skip design's colour: its own (``color`` in its file) or one derived from its name,
+    so a new design gets a colour of its own without touching this module."""
+    from .skips import SKIPS
+
+    if name in SKIPS and SKIPS.get(name).color:
+        return SKIPS.get(name).color
+    return f"hsl({_stable(str(name)) % 360}, 65%, 45%)"
+
+
+def block_symbol(name: Any) -> str:
+    from .blocks import BLOCKS
+
+    if name in BLOCKS and BLOCKS.get(name).symbol:
+        return BLOCKS.get(name).symbol
+    return MARKERS[_stable(str(name)) % len(MARKERS)]
 
 
 def esc(value: Any) -> str:
@@ -32,16 +54,7 @@ def script_json(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _fmt(name: str, v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if name in BYTES:
-        return f"{float(v) / 2**20:.3g} MiB"
-    if name == "params":
-        return f"{float(v) / 1e6:.3g} M"
-    if name in ("macs", "flops"):
-        return f"{float(v) / 1e9:.3g} G"
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+_fmt = format_value
 
 
 def _hover(row, objectives: list[str]) -> str:
@@ -58,11 +71,13 @@ def _hover(row, objectives: list[str]) -> str:
 
 
 def _axis(name: str) -> dict[str, Any]:
-    return {"title": {"text": esc(name) + (" (MiB)" if name in BYTES else "")}}
+    title = OBJECTIVES.get(name).axis()[0] if name in OBJECTIVES else name
+    return {"title": {"text": esc(title)}}
 
 
 def _scale(name: str, values):
-    return [float(v) / 2**20 if name in BYTES else float(v) for v in values]
+    divisor = OBJECTIVES.get(name).axis()[1] if name in OBJECTIVES else 1.0
+    return [float(v) / divisor for v in values]
 
 
 def pareto_figure(r: StudyResults):
@@ -82,8 +97,8 @@ def pareto_figure(r: StudyResults):
                     name=f"{skip}{' (Pareto)' if on_front else ''}",
                     legendgroup=str(skip),
                     marker={
-                        "color": COLORS.get(skip, "#444"),
-                        "symbol": [SYMBOLS.get(b, "circle") for b in part.get("block.type", [])],
+                        "color": skip_color(skip),
+                        "symbol": [block_symbol(b) for b in part.get("block.type", [])],
                         "size": 12 if on_front else 8,
                         "opacity": 1.0 if on_front else 0.4,
                         "line": {"width": 1.5 if on_front else 0, "color": "black"},
@@ -156,7 +171,7 @@ def front3d_figure(r: StudyResults):
             mode="markers",
             marker={
                 "size": [7 if p else 3 for p in done["pareto"]],
-                "color": [COLORS.get(s, "#444") for s in done.get("skip.type", [])],
+                "color": [skip_color(s) for s in done.get("skip.type", [])],
             },
             text=[_hover(row, r.objectives) for _, row in done.iterrows()],
             hoverinfo="text",
@@ -235,7 +250,7 @@ def timeline_figure(r: StudyResults):
                 y=[b / me1 for b in timeline],
                 mode="lines+markers",
                 name=f"#{row['number']} {esc(row.get('skip.type', ''))}",
-                line={"color": COLORS.get(row.get("skip.type"), "#444")},
+                line={"color": skip_color(row.get("skip.type"))},
                 hovertext=[f"{b / 2**20:.3g} MiB" for b in timeline],
             )
         )

@@ -20,13 +20,20 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: register `entry` under `name` and set its `name` attribute (the one
+        place a name is written)."""
+
         def add(entry: T) -> T:
             if name in self._entries:
                 raise KeyError(f"{self.kind} {name!r} is already registered")
+            entry.name = name
             self._entries[name] = entry
             return entry
 
         return add
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(n, self._entries[n]) for n in self.names()]
 
     def get(self, name: str) -> T:
         try:

@@ -158,7 +158,7 @@ BAD_CLI = [
     (["--preset", "tiny-naf", "--input", "1x64x64"], "1 channels, but the spec takes in_channels=3"),
     (["--preset", "tiny-naf", "--dtype", "int8"], "unknown dtype 'int8'"),
     (["--preset", "tiny-naf", "--device", "tpu"], "unknown device 'tpu'"),
-    (["--spec", "/no/such/spec.json"], "/no/such/spec.json: cannot read the spec file"),
+    (["--spec", "/no/such/spec.json"], "/no/such/spec.json: spec file not found"),
 ]
 
 

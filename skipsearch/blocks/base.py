@@ -22,7 +22,8 @@ class BlockFamily:
     stages get a 1x1 projection in front instead.
     """
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # set by BLOCKS.register
+    symbol: ClassVar[str | None] = None  # dashboard marker; None: derived from the name
     defaults: ClassVar[dict[str, Any]] = {}
     merge: ClassVar[str]  # native skip merge: "add" or "concat"
     down: ClassVar[str]

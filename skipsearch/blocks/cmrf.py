@@ -49,7 +49,7 @@ class CMRFBlock(nn.Module):
 
 @BLOCKS.register("cmrf")
 class CMRF(BlockFamily):
-    name = "cmrf"
+    symbol = "diamond"  # plotly marker on the dashboard
     defaults = {"n": 8, "shortcut": True}  # n channel groups = n - 1 depthwise stages
     merge, down, up, stem = "concat", "maxpool", "bicubic", "none"
 

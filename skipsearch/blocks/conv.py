@@ -27,7 +27,7 @@ class ConvUnit(nn.Sequential):
 
 @BLOCKS.register("conv")
 class Conv(BlockFamily):
-    name = "conv"
+    symbol = "square"  # plotly marker on the dashboard
     defaults = {"norm": "none", "dropout": 0.0}
     merge, down, up, stem = "concat", "maxpool", "transposed", "none"
 

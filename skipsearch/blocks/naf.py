@@ -47,7 +47,7 @@ class NAFBlock(nn.Module):
 
 @BLOCKS.register("naf")
 class NAF(BlockFamily):
-    name = "naf"
+    symbol = "circle"  # plotly marker on the dashboard
     defaults = {"dw_expand": 2, "ffn_expand": 2, "dropout": 0.0}
     merge, down, up, stem = "add", "conv", "pixelshuffle", "conv"
     changes_channels = False

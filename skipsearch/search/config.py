@@ -30,20 +30,11 @@ from typing import Any
 
 from ..errors import UserError
 from ..files import read_yaml
+from ..objectives import OBJECTIVES, known_before_training
 from ..tasks import Task, list_tasks, make_task
 from ..train import Budget
 from .space import SearchSpace
 
-# figures known before training (usable in constraints): natural direction and unit kind
-COSTS = {
-    "skip_memory_bytes": ("minimize", "bytes"),
-    "skip_memory_me1": ("minimize", "number"),
-    "params": ("minimize", "count"),
-    "macs": ("minimize", "count"),
-    "flops": ("minimize", "count"),
-    "peak_activation_bytes": ("minimize", "bytes"),
-}
-AFTER_TRAINING = {"train_time_s": "minimize", "images_per_s": "maximize"}
 SAMPLER_OPTIONS = {"nsga2": ("population",), "tpe": ("n_startup_trials",), "gp": ("n_startup_trials",), "random": ()}
 SAMPLERS = tuple(SAMPLER_OPTIONS)
 FIELDS = (
@@ -65,10 +56,10 @@ FIELDS = (
     "out",
 )
 # unit suffixes, case exact: bytes decimal and binary; counts K/M/G (thousand, million, billion)
-UNITS = {
+SUFFIXES = {
     "bytes": {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30},
     "count": {"": 1, "K": 1e3, "M": 1e6, "G": 1e9},
-    "number": {"": 1},
+    "ms": {"": 1, "ms": 1, "s": 1e3},
 }
 AMOUNT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -88,16 +79,17 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def parse_amount(where: str, value: Any, unit: str = "bytes") -> float:
+def parse_amount(where: str, value: Any, unit: str) -> float:
     """A finite number, or a string with a unit of `unit`'s kind: '2 MiB', '1.5M', '300K'."""
-    allowed = ", ".join(u for u in UNITS[unit] if u)
+    suffixes = SUFFIXES.get(unit, {"": 1})
+    allowed = ", ".join(u for u in suffixes if u)
     what = f"a number or one with a unit ({allowed}; case exact)" if allowed else "a number"
     if is_number(value):
         return float(value)
     m = re.fullmatch(AMOUNT, value) if isinstance(value, str) else None
-    if not m or m.group(2) not in UNITS[unit]:
+    if not m or m.group(2) not in suffixes:
         raise UserError(f"{where}: {value!r} is not an amount; allowed: {what}")
-    return float(m.group(1)) * UNITS[unit][m.group(2)]
+    return float(m.group(1)) * suffixes[m.group(2)]
 
 
 @dataclass(frozen=True)
@@ -224,7 +216,7 @@ class _Reader:
             raise self.fail("space", str(err)) from None
 
     def objectives(self, task: Task) -> list[Objective]:
-        known = {**{m: "maximize" for m in task.metric_names}, **{k: v[0] for k, v in COSTS.items()}, **AFTER_TRAINING}
+        known = {n: o.direction for n, o in OBJECTIVES.items() if not o.metric or n in task.metric_names}
         raw = self.data.get("objectives", [task.primary, "skip_memory_bytes"])
         if not isinstance(raw, list) or not raw:
             example = f"[{task.primary}, skip_memory_bytes]"
@@ -257,12 +249,11 @@ class _Reader:
     def _constraint(self, raw: Any) -> Constraint:
         if not isinstance(raw, dict) or "objective" not in raw or set(raw) - {"objective", "min", "max"}:
             raise self.fail("constraints", f"{raw!r}; allowed: {{objective: NAME, max: VALUE}} (and/or min)")
-        name = raw["objective"]
-        if name not in COSTS:
-            raise self.fail(
-                "constraints", f"{name!r} is not a figure known before training{_hint(name, COSTS)}; allowed: {', '.join(COSTS)}"
-            )
-        unit = COSTS[name][1]
+        name, before = raw["objective"], known_before_training()
+        if name not in before:
+            hint = _hint(name, before)
+            raise self.fail("constraints", f"{name!r} is not a figure known before training{hint}; allowed: {', '.join(before)}")
+        unit = OBJECTIVES.get(name).unit
         bound = lambda key: parse_amount(f"{self.path}: constraints.{name}.{key}", raw[key], unit) if key in raw else None  # noqa: E731
         low, high = bound("min"), bound("max")
         if low is None and high is None:

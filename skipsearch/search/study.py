@@ -18,9 +18,10 @@ from typing import Any
 
 from ..costs.profile import profile
 from ..errors import SpecError
+from ..objectives import OBJECTIVES
 from ..presets import preset
 from ..spec import ArchSpec
-from .config import COSTS, StudyConfig
+from .config import StudyConfig
 from .identity import check_identity, stored_identity
 
 INTERRUPTED = "interrupted"  # reason of trials cut short by a stopped or killed driver
@@ -188,7 +189,7 @@ class Runner:
     def cheap_costs(self, spec: ArchSpec) -> dict[str, Any]:
         """Figures known from the spec alone, at the study's reference input size."""
         prof = profile(spec, self.cfg.reference_input)
-        costs = {k: getattr(prof, k) for k in COSTS}
+        costs = {n: o.compute(prof) for n, o in OBJECTIVES.items() if o.when == "spec"}
         costs["skip_timeline"] = [s.skip_bytes for s in prof.timeline]
         costs["skip_levels"] = prof.peak_stage.levels
         costs["m_e1_bytes"] = prof.m_e1_bytes

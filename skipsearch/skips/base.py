@@ -39,8 +39,9 @@ def area(sizes: Sizes, level: int) -> int:
 
 
 class SkipDesign(nn.Module):
-    name: ClassVar[str]
+    name: ClassVar[str]  # set by SKIPS.register
     defaults: ClassVar[dict[str, Any]] = {}
+    color: ClassVar[str | None] = None  # dashboard colour; None: derived from the name
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()

@@ -22,7 +22,7 @@ from .base import SKIPS, Sizes, SkipDesign, State, Timeline, area, stages
 
 @SKIPS.register("dense")
 class Dense(SkipDesign):
-    name = "dense"
+    color = "#9467bd"  # on the dashboard
     defaults = {"node_blocks": 1}
 
     @classmethod

@@ -64,7 +64,7 @@ def allocate(memory: float, width: int, depth: int, target: int) -> list[Fractio
 
 @SKIPS.register("msiam_iem")
 class MsiamIem(SkipDesign):
-    name = "msiam_iem"
+    color = "#d62728"  # on the dashboard
     defaults = {"target": "min", "level": 0, "memory": 0.125, "merge": "auto"}
 
     @classmethod

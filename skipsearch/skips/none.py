@@ -9,7 +9,7 @@ from .base import SKIPS, Sizes, SkipDesign, State, Timeline, stages
 
 @SKIPS.register("none")
 class NoSkip(SkipDesign):
-    name = "none"
+    color = "#7f7f7f"  # on the dashboard
 
     def push(self, state: State, level: int, feat: torch.Tensor) -> None:
         pass  # nothing is kept: E_l dies as soon as the encoder moves on

@@ -11,7 +11,7 @@ from .base import SKIPS, Sizes, SkipDesign, State, Timeline, area, merge, resolv
 
 @SKIPS.register("plain")
 class PlainSkip(SkipDesign):
-    name = "plain"
+    color = "#1f77b4"  # on the dashboard
     defaults = {"merge": "auto"}  # auto: the block family's own merge
 
     def __init__(self, spec) -> None:

@@ -53,7 +53,7 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @SKIPS.register("sdi")
 class Sdi(SkipDesign):
-    name = "sdi"
+    color = "#2ca02c"  # on the dashboard
     defaults = {"channels": 32, "merge": "auto"}
 
     @classmethod

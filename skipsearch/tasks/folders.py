@@ -131,7 +131,6 @@ def mask_labels(mask: np.ndarray, num_classes: int, path: Path) -> np.ndarray:
 
 @TASKS.register("folder-seg")
 class FolderSeg(Task):
-    name = "folder-seg"
     kind = "seg"
 
     def __init__(
@@ -179,7 +178,6 @@ class FolderSeg(Task):
 
 @TASKS.register("folder-restore")
 class FolderRestore(Task):
-    name = "folder-restore"
     kind = "restore"
 
     def __init__(self, data: str | Path | None = None, val_fraction: float = 0.2, split: str | None = None, seed: int = 0):

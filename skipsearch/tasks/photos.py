@@ -63,7 +63,6 @@ def _fit(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @TASKS.register("photos-denoise")
 class PhotosDenoise(Task):
-    name = "photos-denoise"
     kind = "restore"
 
     def __init__(self, sigma: float = 25.0, val_images: tuple[str, ...] = VAL, seed: int = 0) -> None:

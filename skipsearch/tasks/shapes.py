@@ -118,7 +118,6 @@ def _pool(seed: int, h: int, w: int, start: int, n: int) -> Batch:
 
 @TASKS.register("shapes")
 class Shapes(Task):
-    name = "shapes"
     kind = "seg"
 
     def __init__(self, train_samples: int = 1000, val_samples: int = 200, seed: int = 0) -> None:
