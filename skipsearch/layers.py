@@ -1,4 +1,4 @@
-"""Shared primitives: channel LayerNorm, SimpleGate, up/down operators, projections."""
+"""Shared primitives: channel LayerNorm, SimpleGate, interpolation, projections."""
 
 from __future__ import annotations
 
@@ -41,27 +41,6 @@ class Interpolate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         corners = False if self.mode in ("bilinear", "bicubic") else None
         return F.interpolate(x, scale_factor=2, mode=self.mode, align_corners=corners)
-
-
-def make_down(kind: str, c_in: int, c_out: int) -> nn.Module:
-    """Halve the resolution: a 2x2 stride-2 conv (NAFNet) or 2x2 max pooling (U-Net)."""
-    if kind == "conv":
-        return nn.Conv2d(c_in, c_out, 2, stride=2)
-    return nn.MaxPool2d(2, 2)
-
-
-def make_up(kind: str, c_in: int, c_out: int) -> nn.Module:
-    """Double the resolution.
-
-    pixelshuffle: 1x1 conv (no bias) to 4*c_out then PixelShuffle(2) (NAFNet);
-    transposed: 2x2 stride-2 transposed conv (U-Net, UNet++); the rest interpolate and
-    keep c_in channels (TinyU-Net uses bicubic).
-    """
-    if kind == "pixelshuffle":
-        return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 1, bias=False), nn.PixelShuffle(2))
-    if kind == "transposed":
-        return nn.ConvTranspose2d(c_in, c_out, 2, stride=2)
-    return Interpolate(kind)
 
 
 def projection(c_in: int, c_out: int) -> nn.Module:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import make_stage
-from .layers import make_down, make_up
+from .operators import make_down, make_stem, make_up
 from .skips import SKIPS
 from .skips.base import State
 from .spec import ArchSpec
@@ -29,8 +29,8 @@ class UNet(nn.Module):
         super().__init__()
         self.spec = spec
         ws, d = spec.level_widths, spec.depth
-        self.stem = nn.Conv2d(spec.in_channels, ws[0], 3, padding=1) if spec.stem == "conv" else nn.Identity()
-        c = ws[0] if spec.stem == "conv" else spec.in_channels
+        self.stem = make_stem(spec.stem, spec.in_channels, ws[0])
+        c = spec.stem_channels
         self.encoder = nn.ModuleList()
         self.downs = nn.ModuleList()
         for level in range(1, d + 1):

@@ -14,15 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .blocks import BLOCKS
 from .errors import SpecError
+from .operators import DOWN, STEM, UP
+from .skips import SKIPS
 
 SCHEMA_VERSION = 1
 DEPTH_RANGE = (2, 5)
-DOWN_OPS = ("conv", "maxpool")
-UP_OPS = ("pixelshuffle", "transposed", "bicubic", "bilinear", "nearest")
-STEMS = ("conv", "none")
 HEADS = ("seg", "restore")
-MERGES = ("add", "concat")
 # Sanity bounds: far above any published U-Net (NAFNet stacks 28 blocks at one level),
 # low enough that building a network on the meta device stays quick.
 MAX_BLOCKS = 64
@@ -131,9 +130,6 @@ class ArchSpec:
 
     # -- validation ---------------------------------------------------------------
     def __post_init__(self) -> None:
-        from .blocks import BLOCKS  # registries import spec helpers, so import late
-        from .skips import SKIPS
-
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         _check_int("in_channels", self.in_channels, 1, MAX_CHANNELS)
         _check_int("out_channels", self.out_channels, 1, MAX_CHANNELS)
@@ -152,9 +148,9 @@ class ArchSpec:
         btype, bparams = _component("block", self.block)
         family = BLOCKS.get(btype)
         put("block", Component(btype, tuple(sorted(fill_params("block", bparams, family.defaults).items()))))
-        put("down", _check_choice("down", self.down or family.down, DOWN_OPS))
-        put("up", _check_choice("up", self.up or family.up, UP_OPS))
-        put("stem", _check_choice("stem", self.stem or family.stem, STEMS))
+        put("down", _check_choice("down", self.down or family.down, tuple(DOWN.names())))
+        put("up", _check_choice("up", self.up or family.up, tuple(UP.names())))
+        put("stem", _check_choice("stem", self.stem or family.stem, tuple(STEM.names())))
         family.validate(self)
 
         stype, sparams = _component("skip", self.skip)
@@ -185,12 +181,17 @@ class ArchSpec:
     def down_channels(self, level: int) -> int:
         """Channels leaving the down operator below level `level` (1-based)."""
         ws = self.level_widths
-        return ws[level] if self.down == "conv" else ws[level - 1]
+        return DOWN.get(self.down).channels(ws[level - 1], ws[level])
 
     def up_channels(self, level: int) -> int:
         """Channels of the upsampled decoder tensor arriving at level `level`."""
         ws = self.level_widths
-        return ws[level - 1] if self.up in ("pixelshuffle", "transposed") else ws[level]
+        return UP.get(self.up).channels(ws[level], ws[level - 1])
+
+    @property
+    def stem_channels(self) -> int:
+        """Channels the first encoder level receives."""
+        return STEM.get(self.stem).channels(self.in_channels, self.level_widths[0])
 
     @property
     def multiple(self) -> int:

@@ -19,6 +19,7 @@ MODULES = [
     "registry.py",
     "spec.py",
     "layers.py",
+    "operators.py",
     "blocks/base.py",
     "blocks/naf.py",
     "blocks/cmrf.py",

@@ -101,7 +101,7 @@ BAD = [
     ({"skip": {"type": "plain", "merge": "sum"}}, "skip.merge", "auto, add, concat"),
     ({"block": "cmrf", "skip": {"type": "plain", "merge": "add"}}, "skip.merge", "concat, or an up operator"),
     ({"down": "avgpool"}, "down", "conv, maxpool"),
-    ({"up": "deconv"}, "up", "pixelshuffle, transposed, bicubic, bilinear, nearest"),
+    ({"up": "deconv"}, "up", "bicubic, bilinear, nearest, pixelshuffle, transposed"),
     ({"stem": "patch"}, "stem", "conv, none"),
     ({"head": "cls"}, "head", "seg, restore"),
     ({"head": "restore", "in_channels": 3, "out_channels": 1}, "out_channels", "3 (= in_channels)"),

@@ -15,7 +15,6 @@ from torch import nn
 
 from ..errors import SpecError
 from ..registry import Registry
-from ..spec import MERGES
 
 if TYPE_CHECKING:
     from ..spec import ArchSpec
@@ -78,6 +77,7 @@ class SkipDesign(nn.Module):
 
 
 SKIPS: Registry[type[SkipDesign]] = Registry("skip design", "skip.type")
+MERGES = ("add", "concat")  # how a skip feature meets the upsampled decoder tensor
 
 
 def resolve_merge(params: dict[str, Any], spec: ArchSpec) -> dict[str, Any]:

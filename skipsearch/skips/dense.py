@@ -16,7 +16,7 @@ from torch import nn
 
 from ..blocks import make_stage
 from ..errors import SpecError
-from ..layers import make_up
+from ..operators import make_up
 from .base import SKIPS, Sizes, SkipDesign, State, Timeline, area, stages
 
 
