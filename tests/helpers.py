@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from skipsearch import ArchSpec
+from skipsearch.testing import small_spec  # noqa: F401 - re-exported for the tests
 
 
 def call_order_tensors(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
@@ -48,7 +48,3 @@ def randomize(model: nn.Module, seed: int = 0) -> None:
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.2)
 
 
-def small_spec(block: str, skip: str, depth: int, **kw) -> ArchSpec:
-    """A small spec of any block family x skip design (CMRF with N=2 so width 8 is valid)."""
-    b = {"type": "cmrf", "n": 2} if block == "cmrf" else block
-    return ArchSpec(**{"depth": depth, "width": 8, "block": b, "skip": skip, **kw})

@@ -24,6 +24,7 @@ class BlockFamily:
 
     name: ClassVar[str]  # set by BLOCKS.register
     symbol: ClassVar[str | None] = None  # dashboard marker; None: derived from the name
+    test_params: ClassVar[dict[str, Any]] = {}  # parameters a width-8 contract test needs
     defaults: ClassVar[dict[str, Any]] = {}
     merge: ClassVar[str]  # native skip merge: "add" or "concat"
     down: ClassVar[str]

@@ -50,6 +50,7 @@ class CMRFBlock(nn.Module):
 @BLOCKS.register("cmrf")
 class CMRF(BlockFamily):
     symbol = "diamond"  # plotly marker on the dashboard
+    test_params = {"n": 2}  # width 8 must be divisible by 2n
     defaults = {"n": 8, "shortcut": True}  # n channel groups = n - 1 depthwise stages
     merge, down, up, stem = "concat", "maxpool", "bicubic", "none"
 

@@ -41,6 +41,7 @@ class SkipDesign(nn.Module):
     name: ClassVar[str]  # set by SKIPS.register
     defaults: ClassVar[dict[str, Any]] = {}
     color: ClassVar[str | None] = None  # dashboard colour; None: derived from the name
+    test_params: ClassVar[dict[str, Any]] = {}  # small parameters for quick contract tests
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
