@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -51,3 +53,11 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def import_all(package: str, path: list[str], skip: tuple[str, ...] = ("base",)) -> None:
+    """Import every module of a package (each registers itself): a new skip design or block
+    family is one new file, with no list to extend."""
+    for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        if info.name not in skip and not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .base import BLOCKS, BlockFamily, make_stage
-from . import cmrf, conv, naf  # noqa: F401 - registration side effect
+from ..registry import import_all
+
+import_all(__name__, __path__)  # each module registers itself
 
 __all__ = ["BLOCKS", "BlockFamily", "make_stage"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .base import SKIPS, SkipDesign
-from . import dense, msiam_iem, none, plain, sdi  # noqa: F401 - registration side effect
+from ..registry import import_all
+
+import_all(__name__, __path__)  # each module registers itself
 
 __all__ = ["SKIPS", "SkipDesign"]
