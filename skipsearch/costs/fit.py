@@ -55,7 +55,7 @@ def training_bytes(spec: ArchSpec, batch: int, size: tuple[int, int]) -> int:
     """A training step's rough peak: the activations autograd keeps for the backward pass
     (a grad-enabled forward on meta) plus weights, gradients and AdamW's two moments."""
     from ..model import build_model
-    from .memory import LiveStorages
+    from .tracker import LiveStorages
 
     model = build_model(spec, "meta").train()
     x = torch.empty((batch, spec.in_channels, *size), device="meta")
