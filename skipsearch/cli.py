@@ -181,43 +181,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .search.config import load_study
-    from .search.study import Runner
+    from .search.run import run_study
 
-    cfg = load_study(args.study)
-    if args.trials is not None:
-        if args.trials < 1:
-            raise UserError(f"--trials: {args.trials}; allowed: an integer >= 1 (the study's total)")
-        cfg.n_trials = args.trials
-    runner = Runner(cfg)
-    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    if runner.recovered:
-        say(f"resumed: {runner.recovered} trial(s) left running by an interrupted run were marked failed (interrupted)")
-    say(f"study {cfg.name!r}: {cfg.storage} | {runner.status()}")
-    try:
-        if args.backend == "local":
-            from .search.local_backend import run_local
-
-            run_local(runner, say)
-        else:
-            from .search.ray_backend import run_ray
-
-            run_ray(runner, say, args.address)
-    except KeyboardInterrupt:
-        say(f"stopped: {runner.status()}")
+    outcome = run_study(args.study, trials=args.trials, backend=args.backend, address=args.address)
+    if not outcome.finished:
         return 130
-    if runner.remaining() > 0:  # Ray Tune handles Ctrl-C itself and returns early
-        say(f"stopped: {runner.status()}")
-        return 130
-    say(f"done: {runner.status()}")
-    print_front(runner)
+    print_front(outcome)
     return 0
 
 
-def print_front(runner) -> None:
-    trials = runner.study.best_trials if any(t.state.name == "COMPLETE" for t in runner.study.trials) else []
-    names = [o.name for o in runner.cfg.objectives]
-    print(f"Pareto front of {runner.cfg.name!r} ({len(trials)} trials):")
+def print_front(outcome) -> None:
+    names = [o.name for o in outcome.config.objectives]
+    trials = outcome.front
+    print(f"Pareto front of {outcome.config.name!r} ({len(trials)} trials):")
     for t in sorted(trials, key=lambda t: t.values[0]):
         figures = "  ".join(f"{n} {v:.4g}" for n, v in zip(names, t.values, strict=True))
         print(f"  #{t.number:<4} {figures}  {t.user_attrs.get('summary', '')}")
@@ -360,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (SpecError, UserError) as err:
-        say(f"error: {_one_line(err)}")
+        say(f"error: {_one_line(_as_options(err, args))}")
         return 2
     except TrainingError as err:
         say(f"training failed: {_one_line(err)}")
@@ -381,7 +357,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _one_line(err: BaseException) -> str:
+def _as_options(err: Exception, args: argparse.Namespace) -> str:
+    """A library error in the command line's words: fields that are options of this
+    command are named as options (trial -> --trial, force -> --force, data -> --data)."""
+    text = str(err)
+    field = getattr(err, "field", None)
+    if isinstance(err, UserError) and field and hasattr(args, field):
+        text = f"--{field.replace('_', '-')}: {err.message}"
+    for option in ("force", "data"):
+        if hasattr(args, option):
+            text = text.replace(f"or {option} to", f"or --{option} to").replace(f"option {option} is", f"--{option} is")
+    return text
+
+
+def _one_line(err: BaseException | str) -> str:
     text = " ".join(str(err).split())
     return text[:1000] if text else type(err).__name__
 

@@ -22,7 +22,14 @@ class SpecError(ValueError):
 
 
 class UserError(Exception):
-    """Bad input from a user (a file, a name, an option): reported as one line, exit 2."""
+    """Bad input from a user (a file, a name, an option): reported as one line, exit 2.
+
+    `field` names the argument at fault when it is an argument of a library call (e.g.
+    "trial"); the command line shows it as its own option (--trial)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.message, self.field = message, field
+        super().__init__(f"{field}: {message}" if field else message)
 
 
 class TrainingError(RuntimeError):

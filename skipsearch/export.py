@@ -125,16 +125,16 @@ def export_trial(results, number: int, out: Path, force: bool = False) -> Path:
 
     by_number = {t.number: t for t in results.trials}
     if number not in by_number:
-        raise UserError(f"--trial: {number} is not a trial of study {results.name!r} (0..{len(by_number) - 1})")
+        raise UserError(f"{number} is not a trial of study {results.name!r} (0..{len(by_number) - 1})", field="trial")
     trial = by_number[number]
     attrs = trial.user_attrs
     if trial.state != "COMPLETE":
         why = attrs.get("failure") or attrs.get("infeasible") or trial.state
-        raise UserError(f"--trial: trial {number} is {trial.state}, not complete ({why})")
+        raise UserError(f"trial {number} is {trial.state}, not complete ({why})", field="trial")
     source = by_number.get(attrs.get("duplicate_of"), trial) if attrs.get("duplicate_of") is not None else trial
     weights = source.user_attrs.get("weights")
     if not weights or not Path(weights).exists():
-        raise UserError(f"--trial: trial {number} has no weights on disk (expected {weights or 'a weights path'})")
+        raise UserError(f"trial {number} has no weights on disk (expected {weights or 'a weights path'})", field="trial")
     spec = ArchSpec.from_json(attrs["spec"])
     final = out / spec.arch_id
     check_target(final, "export bundle", force=force)

@@ -32,7 +32,7 @@ def check_target(path: Path, what: str, force: bool | None = None) -> None:
             raise UserError(f"{path}: folder is not empty and was not written by skipsearch; allowed: a new or empty folder")
         return
     if force is not None:
-        raise UserError(f"{path}: an earlier {what} is already there; allowed: another folder, or --force to replace it")
+        raise UserError(f"{path}: an earlier {what} is already there; allowed: another folder, or force to replace it")
 
 
 def publish(tmp: Path, final: Path, kind: str) -> None:

@@ -70,10 +70,10 @@ def find_storage(directory: Path) -> str:
 def _pick(directory: Path, names: list[str], name: str | None) -> str:
     if name is None:
         if len(names) != 1:
-            raise UserError(f"{directory}: holds studies {', '.join(names) or '(none)'}; name one with --study")
+            raise UserError(f"{directory} holds studies {', '.join(names) or '(none)'}; name one", field="study")
         return names[0]
     if name not in names:
-        raise UserError(f"{directory}: no study {name!r}; allowed: {', '.join(names) or '(none)'}")
+        raise UserError(f"{directory} has no study {name!r}; allowed: {', '.join(names) or '(none)'}", field="study")
     return name
 
 
@@ -231,7 +231,7 @@ def write_table(results: StudyResults, fmt: str, out: str | Path | None) -> str 
         frame.to_parquet(path, index=False)
         return None
     else:
-        raise UserError(f"--format: {fmt!r}; allowed: csv, parquet, json")
+        raise UserError(f"{fmt!r}; allowed: csv, parquet, json", field="format")
     if out:
         Path(out).write_text(text)
         return None

@@ -129,7 +129,7 @@ def test_folder_seg_errors(tmp_path):
     root = make_seg(tmp_path / "e")
     _img(root / "masks" / "im4.png", size=(10, 10), value=np.zeros((10, 10)), mode="L")
     _raises("im4.png: mask is 10x10, its image 20x16", name="folder-seg", data=root)
-    _raises("--data DIR is required", name="folder-seg")
+    _raises("option data is required", name="folder-seg")
 
 
 def make_restore(root, n=4, size=(40, 30)):

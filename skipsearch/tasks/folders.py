@@ -137,7 +137,7 @@ class FolderSeg(Task):
         self, data: str | Path | None = None, classes: int = 2, val_fraction: float = 0.2, split: str | None = None, seed: int = 0
     ):
         if data is None:
-            raise UserError("task folder-seg: --data DIR is required (a folder with images/ and masks/)")
+            raise UserError("task folder-seg: option data is required (a folder with images/ and masks/)")
         classes = check_int(self.name, "classes", classes, 2)  # background included
         self.root, self.num_classes, self.seed = _root(data), classes, check_int(self.name, "seed", seed, 0)
         images, masks = _files(self.root / "images"), _files(self.root / "masks")
@@ -182,7 +182,7 @@ class FolderRestore(Task):
 
     def __init__(self, data: str | Path | None = None, val_fraction: float = 0.2, split: str | None = None, seed: int = 0):
         if data is None:
-            raise UserError("task folder-restore: --data DIR is required (a folder with input/ and target/)")
+            raise UserError("task folder-restore: option data is required (a folder with input/ and target/)")
         self.root, self.seed = _root(data), check_int(self.name, "seed", seed, 0)
         inputs, targets = _files(self.root / "input"), _files(self.root / "target")
         self.pairs: dict[str, tuple[Path, Path]] = {}

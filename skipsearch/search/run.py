@@ -1,0 +1,81 @@
+"""run_study: what `skipsearch run` does, callable from Python.
+
+Loads and checks the study file (or takes a loaded StudyConfig), opens or resumes the
+stored study, and runs trials on a backend until the study has its n_trials: `ray` (a
+local Ray, or a cluster at `address`) or `local` (in-process). Progress lines go to
+`report`. Ctrl-C stops cleanly: running trials are recorded as interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .config import StudyConfig, load_study
+
+BACKENDS = ("ray", "local")
+
+
+@dataclass
+class RunOutcome:
+    config: StudyConfig
+    study: Any  # optuna.Study
+    finished: bool  # False when stopped (Ctrl-C) before the study had all its trials
+    status: str  # the last progress line
+
+    @property
+    def front(self) -> list:
+        """The Pareto-optimal complete trials (Optuna's best_trials)."""
+        return self.study.best_trials if any(t.state.name == "COMPLETE" for t in self.study.trials) else []
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_study(
+    study: str | Path | StudyConfig,
+    *,
+    trials: int | None = None,
+    backend: str = "ray",
+    address: str | None = None,
+    report: Callable[[str], None] = _stderr,
+) -> RunOutcome:
+    """Run (or resume) a study until it has its trials; `trials` overrides n_trials."""
+    from .study import Runner
+
+    cfg = study if isinstance(study, StudyConfig) else load_study(study)
+    if trials is not None:
+        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+            raise UserError(f"{trials!r}; allowed: an integer >= 1 (the study's total)", field="trials")
+        cfg.n_trials = trials
+    if backend not in BACKENDS:
+        raise UserError(f"{backend!r}; allowed: {', '.join(BACKENDS)}", field="backend")
+    runner = Runner(cfg)
+    if runner.recovered:
+        report(f"resumed: {runner.recovered} trial(s) left running by an interrupted run were marked failed (interrupted)")
+    report(f"study {cfg.name!r}: {cfg.storage} | {runner.status()}")
+    try:
+        _dispatch(runner, backend, address, report)
+    except KeyboardInterrupt:
+        report(f"stopped: {runner.status()}")
+        return RunOutcome(cfg, runner.study, False, runner.status())
+    finished = runner.remaining() <= 0  # Ray Tune handles Ctrl-C itself and returns early
+    status = runner.status()
+    report(f"{'done' if finished else 'stopped'}: {status}")
+    return RunOutcome(cfg, runner.study, finished, status)
+
+
+def _dispatch(runner, backend: str, address: str | None, report: Callable[[str], None]) -> None:
+    if backend == "local":
+        from .local_backend import run_local
+
+        run_local(runner, report)
+    else:
+        from .ray_backend import run_ray
+
+        run_ray(runner, report, address)
