@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -124,10 +124,10 @@ def _cosine(step: int, budget: Budget) -> float:
 
 
 @torch.no_grad()
-def validate(
+def val_metrics(
     model: torch.nn.Module, task: Task, data: tuple[torch.Tensor, torch.Tensor], budget: Budget, device: torch.device
 ) -> dict[str, float]:
-    """Mean per-image metrics over the validation set."""
+    """Mean per-image metrics over the validation set (leaves the model in eval mode)."""
     model.eval()
     sums: dict[str, float] = {}
     x_all, y_all = data
@@ -171,6 +171,8 @@ def check_budget_fits(spec: ArchSpec, budget: Budget, device: torch.device) -> N
 
 
 Progress = Callable[[int, int, float], None]
+# on_rung(step, metrics at that step) -> True to go on training, False to stop here
+OnRung = Callable[[int, dict[str, float]], bool]
 
 
 def evaluate(
@@ -180,14 +182,25 @@ def evaluate(
     *,
     out: str | Path | None = None,
     progress: Progress | None = None,
+    rungs: Sequence[int] = (),
+    on_rung: OnRung | None = None,
 ) -> dict[str, Any]:
     """Train `spec` on `task` within `budget`, then score it on the validation set.
 
     Returns the task's metrics by name (dice, iou, mdice, miou or psnr, ssim) with
-    train_time_s, images_per_s, steps, final_loss and weights (the safetensors path when
-    `out` is given; spec.json and metrics.json are written beside it). Raises
-    TrainingError when the loss stops being finite, UserError for a spec that does not
-    fit the task.
+    train_time_s, images_per_s, steps, final_loss, curve ([steps, primary metric] at each
+    rung and at the end) and weights (the safetensors path when `out` is given; spec.json
+    and metrics.json are written beside it).
+
+    At each step in `rungs` (below budget.steps) the model is scored on the validation
+    set and `on_rung` decides whether training goes on. Scoring changes nothing that
+    training uses (no random numbers, no running statistics), and the learning-rate
+    schedule always spans budget.steps, so a run that passes every rung ends with exactly
+    the weights of a straight run. A run stopped at a rung returns that rung's metrics
+    with `stopped_at` set and writes no weights.
+
+    Raises TrainingError when the loss stops being finite, UserError for a spec that
+    does not fit the task.
     """
     budget = budget or Budget()
     if out is not None:
@@ -198,55 +211,97 @@ def evaluate(
         raise UserError(f"{why} (task.adapt(spec) gives one that fits)")
     device = resolve_device(budget.device)
     check_budget_fits(spec, budget, device)
-    torch.manual_seed(budget.seed)
-    train_iter = task.train_batches(budget.size, budget.batch, budget.seed)
-    val = task.val_set(budget.size)
-
-    model = build_model(spec).to(device)
-    cuda = device.type == "cuda"
-    if cuda and budget.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = _optimizer(model, task, budget)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, budget))
-    check_every = 20 if cuda else 1  # a finiteness check syncs the GPU
-    model.train()
-    start = time.perf_counter()
-    step, loss = 0, torch.zeros(())
-    while step < budget.steps:
-        x, y = next(train_iter)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if cuda and budget.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and budget.amp):
-            loss = task.loss(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if budget.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), budget.grad_clip)
-        opt.step()
-        sched.step()
-        step += 1
-        if step % check_every == 0 or step == budget.steps:
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainingError(f"loss became {value} at step {step} (lr {budget.lr:g})")
-            if progress is not None:
-                progress(step, budget.steps, value)
-            if budget.seconds is not None and time.perf_counter() - start >= budget.seconds:
-                break
-    if cuda:
-        torch.cuda.synchronize()
-    train_time = time.perf_counter() - start
-    result: dict[str, Any] = validate(model, task, val, budget, device)
-    result.update(
-        train_time_s=train_time,
-        images_per_s=step * budget.batch / train_time,
-        steps=step,
-        final_loss=float(loss.detach()),
-        device=str(device),
-    )
-    result["weights"] = str(_save(Path(out), model, spec, result)) if out is not None else None
+    run = _Run(spec, task, budget, device)
+    stopped = run.train(set(r for r in rungs if 0 < r < budget.steps), on_rung, progress)
+    result = run.finish(stopped)
+    write = out is not None and stopped is None
+    result["weights"] = str(_save(Path(out), run.model, spec, result)) if write else None
     return result
 
 
-__all__ = ["Budget", "TrainingError", "evaluate", "validate"]
+class _Run:
+    """One training run: the model, its optimiser and schedule, the data, the curve."""
+
+    def __init__(self, spec: ArchSpec, task: Task, budget: Budget, device: torch.device) -> None:
+        self.task, self.budget, self.device = task, budget, device
+        torch.manual_seed(budget.seed)
+        self.batches = task.train_batches(budget.size, budget.batch, budget.seed)
+        self.val = task.val_set(budget.size)
+        self.cuda = device.type == "cuda"
+        model = build_model(spec).to(device)
+        if self.cuda and budget.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.opt = _optimizer(model, task, budget)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _cosine(s, budget))
+        self.step, self.loss = 0, torch.zeros(())
+        self.curve: list[list[float]] = []
+        self.metrics: dict[str, float] = {}
+        self.elapsed = 0.0
+        self.scoring = 0.0  # seconds spent scoring at rungs, kept out of the training time
+
+    def train(self, rungs: set[int], on_rung: OnRung | None, progress: Progress | None) -> int | None:
+        """Train to budget.steps (or budget.seconds); the step it stopped at a rung, or None."""
+        check_every = 20 if self.cuda else 1  # a finiteness check syncs the GPU
+        b = self.budget
+        self.model.train()
+        start = time.perf_counter()
+        while self.step < b.steps:
+            self._one_step()
+            if self.step % check_every == 0 or self.step == b.steps:
+                value = float(self.loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingError(f"loss became {value} at step {self.step} (lr {b.lr:g})")
+                if progress is not None:
+                    progress(self.step, b.steps, value)
+            self.elapsed = time.perf_counter() - start - self.scoring
+            if self.step in rungs and not self._rung(on_rung):
+                return self.step
+            if b.seconds is not None and self.elapsed >= b.seconds:
+                break
+        return None
+
+    def _one_step(self) -> None:
+        x, y = next(self.batches)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.cuda and self.budget.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.budget.amp):
+            self.loss = self.task.loss(self.model(x).float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        self.loss.backward()
+        if self.budget.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.budget.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+
+    def _score(self) -> dict[str, float]:
+        self.metrics = val_metrics(self.model, self.task, self.val, self.budget, self.device)
+        self.curve.append([self.step, self.metrics[self.task.primary]])
+        return self.metrics
+
+    def _rung(self, on_rung: OnRung | None) -> bool:
+        t = time.perf_counter()
+        metrics = {**self._score(), "train_time_s": self.elapsed, "steps": self.step}
+        self.model.train()
+        self.scoring += time.perf_counter() - t
+        return on_rung is None or bool(on_rung(self.step, metrics))
+
+    def finish(self, stopped: int | None) -> dict[str, Any]:
+        if self.cuda:
+            torch.cuda.synchronize()
+        result: dict[str, Any] = dict(self.metrics) if stopped is not None else dict(self._score())
+        result.update(
+            train_time_s=self.elapsed,
+            images_per_s=self.step * self.budget.batch / max(self.elapsed, 1e-9),
+            steps=self.step,
+            final_loss=float(self.loss.detach()),
+            device=str(self.device),
+            curve=self.curve,
+            stopped_at=stopped,
+        )
+        return result
+
+
+__all__ = ["Budget", "TrainingError", "evaluate", "val_metrics"]

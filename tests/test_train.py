@@ -125,3 +125,21 @@ def test_cli_train_bad_options(args, message, capsys):
         base[args[i]] = args[i + 1]
     assert main(["train", *[x for kv in base.items() for x in kv]]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_rungs_continue_exactly_and_can_stop(tmp_path, shapes):
+    """Scoring at rungs changes nothing training uses: the weights equal a straight run's."""
+    from safetensors.torch import load_file
+
+    spec = shapes.adapt(preset("tiny-cmrf"))  # BatchNorm: scoring must not touch its statistics
+    budget = Budget(steps=12, batch=2, size=(32, 32), seed=3)
+    straight = evaluate(spec, shapes, budget, out=tmp_path / "a")
+    seen = []
+    rung = evaluate(spec, shapes, budget, out=tmp_path / "b", rungs=[4, 8], on_rung=lambda s, m: seen.append((s, m)) or True)
+    a, b = load_file(straight["weights"]), load_file(rung["weights"])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [s for s, _ in seen] == [4, 8] and rung["dice"] == straight["dice"]
+    assert [s for s, _ in rung["curve"]] == [4, 8, 12] and rung["curve"][:2] == [[s, m["dice"]] for s, m in seen]
+    stopped = evaluate(spec, shapes, budget, out=tmp_path / "c", rungs=[4, 8], on_rung=lambda s, m: False)
+    assert stopped["stopped_at"] == 4 and stopped["steps"] == 4 and stopped["weights"] is None
+    assert stopped["dice"] == seen[0][1]["dice"] and not (tmp_path / "c").exists()
