@@ -33,6 +33,8 @@ from ..files import read_yaml
 from ..objectives import OBJECTIVES, known_before_training
 from ..tasks import Task, list_tasks, make_task
 from ..train import Budget
+from .fidelity import Fidelity
+from .repeats import Repeats
 from .space import SearchSpace
 
 SAMPLER_OPTIONS = {"nsga2": ("population",), "tpe": ("n_startup_trials",), "gp": ("n_startup_trials",), "random": ()}
@@ -54,6 +56,8 @@ FIELDS = (
     "seed_presets",
     "storage",
     "out",
+    "fidelity",
+    "repeats",
 )
 # unit suffixes, case exact: bytes decimal and binary; counts K/M/G (thousand, million, billion)
 SUFFIXES = {
@@ -132,6 +136,8 @@ class StudyConfig:
     storage: str = ""
     out: Path = Path(".")
     description: str = ""
+    fidelity: Fidelity | None = None
+    repeats: Repeats | None = None
 
     def make_task(self) -> Task:
         return make_task(self.task_name, **self.task_options)
@@ -354,6 +360,35 @@ class _Reader:
             raise self.fail("storage", f"{raw!r}; allowed: a database URL, e.g. sqlite:///path/study.db or postgresql://host/db")
         return raw
 
+    def fidelity(self, budget: Budget) -> Fidelity | None:
+        raw = self.data.get("fidelity")
+        if raw is None:
+            return None
+        allowed = "{type: asha, min_steps: M, eta: E}"
+        if not isinstance(raw, dict) or set(raw) - {"type", "min_steps", "eta"}:
+            raise self.fail("fidelity", f"{raw!r}; allowed: {allowed}")
+        if raw.get("type", "asha") != "asha":
+            raise self.fail("fidelity.type", f"{raw.get('type')!r}; allowed: asha")
+        m, eta = raw.get("min_steps"), raw.get("eta", 3)
+        if not is_int(m) or not 1 <= m < budget.steps:
+            raise self.fail("fidelity.min_steps", f"{m!r}; allowed: an integer 1 <= min_steps < budget.steps ({budget.steps})")
+        if not is_int(eta) or eta < 2:
+            raise self.fail("fidelity.eta", f"{eta!r}; allowed: an integer >= 2 (1 in eta trials goes on at each rung)")
+        return Fidelity(m, eta)
+
+    def repeats(self) -> Repeats | None:
+        raw = self.data.get("repeats")
+        if raw is None:
+            return None
+        if not isinstance(raw, dict) or set(raw) - {"seeds", "top"}:
+            raise self.fail("repeats", f"{raw!r}; allowed: {{seeds: S, top: K}}")
+        seeds, top = raw.get("seeds", 3), raw.get("top", 8)
+        if not is_int(seeds) or seeds < 1:
+            raise self.fail("repeats.seeds", f"{seeds!r}; allowed: an integer >= 1 (evaluations per front member)")
+        if not is_int(top) or top < 1:
+            raise self.fail("repeats.top", f"{top!r}; allowed: an integer >= 1 (front members repeated)")
+        return Repeats(seeds, top)
+
     def description(self) -> str:
         value = self.data.get("description", "")
         if not isinstance(value, str):
@@ -376,6 +411,7 @@ def load_study(path: str | Path) -> StudyConfig:
     space = r.space()
     cpus, gpus = r.resources()
     out = r.out(name)
+    budget = r.budget()
     cfg = StudyConfig(
         name=name,
         path=path,
@@ -386,7 +422,7 @@ def load_study(path: str | Path) -> StudyConfig:
         constraints=r.constraints(),
         sampler=r.sampler(),
         n_trials=r.integer("n_trials", 12, 1),
-        budget=r.budget(),
+        budget=budget,
         reference_input=r.reference_input(task),
         cpus=cpus,
         gpus=gpus,
@@ -396,6 +432,8 @@ def load_study(path: str | Path) -> StudyConfig:
         storage=r.storage(out),
         out=out,
         description=r.description(),
+        fidelity=r.fidelity(budget),
+        repeats=r.repeats(),
     )
     _probe(cfg, task)
     return cfg
