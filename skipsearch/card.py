@@ -12,6 +12,17 @@ def _mib(n: float | None) -> str:
     return "-" if n is None else f"{n / 2**20:.3f} MiB"
 
 
+def _seeds_text(a: dict[str, Any], metric: str) -> str:
+    """How sure the accuracy figure is: how many seeds it averages, their spread, and the
+    share of bootstrap resamples in which the trial stays on the front."""
+    seeds = a.get("seeds")
+    if isinstance(seeds, list) and len(seeds) > 1:
+        conf = a.get("front_confidence")
+        where = f"; on the front in {conf:.0%} of bootstrap resamples of the seeds" if isinstance(conf, float) else ""
+        return f"- {metric} is the mean of {len(seeds)} training seeds: {', '.join(f'{v:.4f}' for v in seeds)}{where}"
+    return f"- {metric} is from one training run (one seed): short runs vary between seeds; repeat the front to know by how much"
+
+
 def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: tuple[int, int]) -> str:
     a: dict[str, Any] = trial.user_attrs
     cfg = results.config
@@ -35,7 +46,8 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
         f"- training budget: `{cfg.get('budget', {})}`",
         "",
         "## Validation metrics",
-        *[f"- {m}: {a[m]:.4f}" for m in metrics],
+        *[f"- {m}: {a[m]:.4f}" + (f" ± {a[m + '_std']:.4f} (std)" if a.get(m + "_std") is not None else "") for m in metrics],
+        _seeds_text(a, results.objectives[0]),
         f"- train time: {a.get('train_time_s', float('nan')):.1f} s on {a.get('device', '?')}",
         "",
         "## Costs",

@@ -57,8 +57,31 @@ def script_json(data: Any) -> str:
 _fmt = format_value
 
 
+def _error_bars(part, name: str) -> dict[str, Any] | None:
+    """One standard deviation over seeds, for trials repeated with several seeds."""
+    col = f"{name}_std"
+    if col not in part or part[col].isna().all():
+        return None
+    return {"type": "data", "array": _scale(name, part[col].fillna(0.0)), "visible": True, "thickness": 1}
+
+
+def _seeds_line(row, objectives: list[str]) -> str | None:
+    seeds = row.get("seeds")
+    if not isinstance(seeds, list) or len(seeds) < 2:
+        return None
+    std = row.get(f"{objectives[0]}_std")
+    conf = row.get("front_confidence")
+    text = f"{len(seeds)} seeds: {', '.join(_fmt(objectives[0], v) for v in seeds)} (std {_fmt(objectives[0], std)})"
+    return text + (f"; on the front in {float(conf):.0%} of bootstrap resamples" if isinstance(conf, float) else "")
+
+
 def _hover(row, objectives: list[str]) -> str:
     lines = [f"<b>#{row['number']}</b> {esc(row.get('summary', ''))}"]
+    seeds = _seeds_line(row, objectives)
+    if seeds:
+        lines.append(esc(seeds))
+    if isinstance(row.get("rung"), int | float) and row.get("state") == "PRUNED":
+        lines.append(f"stopped at rung {int(row['rung'])} ({esc(row.get('steps', '?'))} steps)")
     if isinstance(row.get("preset"), str):
         lines.append(f"preset: {esc(row['preset'])}")
     for name in [*objectives, "skip_memory_me1", "params", "macs", "train_time_s"]:
@@ -105,6 +128,7 @@ def pareto_figure(r: StudyResults):
                     },
                     text=[_hover(row, r.objectives) for _, row in part.iterrows()],
                     hoverinfo="text",
+                    error_y=_error_bars(part, y_name),
                 )
             )
     front = done[done["pareto"]].sort_values(x_name)
@@ -131,6 +155,20 @@ def pareto_figure(r: StudyResults):
                 textposition="top center",
                 name="seed presets",
                 hovertext=[_hover(row, r.objectives) for _, row in presets.iterrows()],
+                hoverinfo="text",
+            )
+        )
+    stopped = f[(f["state"] == "PRUNED") & f["infeasible"].isna()]
+    if len(stopped) and {x_name, y_name} <= set(stopped) and stopped[y_name].notna().any():
+        stopped = stopped[stopped[y_name].notna()]
+        fig.add_trace(
+            go.Scatter(
+                x=_scale(x_name, stopped[x_name]),
+                y=_scale(y_name, stopped[y_name]),
+                mode="markers",
+                name="stopped at a rung (value there)",
+                marker={"symbol": "circle-open", "color": "#999", "size": 7},
+                text=[_hover(row, r.objectives) for _, row in stopped.iterrows()],
                 hoverinfo="text",
             )
         )
@@ -312,6 +350,9 @@ def pareto_rows(r: StudyResults) -> list[dict[str, Any]]:
         "block.type",
         "depth",
         "width",
+        "n_seeds",
+        f"{r.objectives[0]}_std",
+        "front_confidence",
         "arch_id",
         "preset",
         "summary",
