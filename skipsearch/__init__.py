@@ -8,6 +8,7 @@ from .errors import SpecError, TrainingError, UserError
 from .export import load
 from .model import UNet, build_model
 from .objectives import list_objectives
+from .official import load_official
 from .presets import list_presets, preset
 from .results import load_results
 from .search.run import run_study
@@ -43,6 +44,7 @@ __all__ = [
     "list_presets",
     "list_skips",
     "load",
+    "load_official",
     "load_results",
     "preset",
     "profile",

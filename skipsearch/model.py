@@ -34,10 +34,10 @@ class UNet(nn.Module):
         self.encoder = nn.ModuleList()
         self.downs = nn.ModuleList()
         for level in range(1, d + 1):
-            self.encoder.append(make_stage(spec, c, ws[level - 1], spec.enc_blocks[level - 1]))
+            self.encoder.append(make_stage(spec, c, ws[level - 1], spec.enc_blocks[level - 1], 2 ** (level - 1)))
             self.downs.append(make_down(spec.down, ws[level - 1], ws[level]))
             c = spec.down_channels(level)
-        self.middle = make_stage(spec, c, ws[d], spec.mid_blocks)
+        self.middle = make_stage(spec, c, ws[d], spec.mid_blocks, 2**d)
         self.skip = SKIPS.get(spec.skip.type)(spec)
         self.ups = nn.ModuleList()
         self.decoder = nn.ModuleList()
@@ -45,7 +45,7 @@ class UNet(nn.Module):
             up = spec.up_channels(level)
             self.ups.append(make_up(spec.up, ws[level], ws[level - 1]))
             c_in = self.skip.merged_channels(level, up)
-            self.decoder.append(make_stage(spec, c_in, ws[level - 1], spec.dec_blocks[level - 1]))
+            self.decoder.append(make_stage(spec, c_in, ws[level - 1], spec.dec_blocks[level - 1], 2 ** (level - 1)))
         k = 3 if spec.head == "restore" else 1
         self.head = nn.Conv2d(ws[0], spec.out_channels, k, padding=k // 2)
 

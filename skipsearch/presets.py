@@ -9,14 +9,21 @@ from .spec import ArchSpec
 
 _NAF = {"block": "naf", "head": "restore", "in_channels": 3, "out_channels": 3}
 _SIDD = {**_NAF, "enc_blocks": [2, 2, 4, 8], "mid_blocks": 12, "dec_blocks": [2, 2, 2, 2]}
-_GOPRO = {**_NAF, "enc_blocks": [1, 1, 1, 28], "mid_blocks": 1, "dec_blocks": [1, 1, 1, 1]}
+# GoPro: the official option files use NAFNetLocal (TLC at inference, training crops 256)
+_GOPRO = {
+    **_NAF,
+    "block": {"type": "naf", "tlc": True, "train_size": 256},
+    "enc_blocks": [1, 1, 1, 28],
+    "mid_blocks": 1,
+    "dec_blocks": [1, 1, 1, 1],
+}
 _KERAS = {"block": {"type": "conv", "dropout": 0.5}, "in_channels": 1, "out_channels": 1, "width": 32}
 
 _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "nafnet-sidd-w32": ("NAFNet, SIDD denoising configuration, width 32 (official)", {**_SIDD, "width": 32}),
     "nafnet-sidd-w64": ("NAFNet, SIDD denoising configuration, width 64 (official)", {**_SIDD, "width": 64}),
-    "nafnet-gopro-w32": ("NAFNet, GoPro deblurring configuration, width 32 (official; TLC not applied)", {**_GOPRO, "width": 32}),
-    "nafnet-gopro-w64": ("NAFNet, GoPro deblurring configuration, width 64 (official; TLC not applied)", {**_GOPRO, "width": 64}),
+    "nafnet-gopro-w32": ("NAFNet, GoPro deblurring configuration, width 32 (official, TLC at test)", {**_GOPRO, "width": 32}),
+    "nafnet-gopro-w64": ("NAFNet, GoPro deblurring configuration, width 64 (official, TLC at test)", {**_GOPRO, "width": 64}),
     "tinyunet": (
         "TinyU-Net: CMRF blocks (N=8), max-pool, bicubic up, concat, no bottleneck block (official)",
         {"block": {"type": "cmrf", "n": 8}, "width": 64, "widths": [64, 128, 256, 512, 512], "mid_blocks": 0, "out_channels": 2},

@@ -22,6 +22,7 @@ from .skips import SKIPS
 SCHEMA_VERSION = 1
 DEPTH_RANGE = (2, 5)
 HEADS = ("seg", "restore")
+_ABSENT = object()
 # Sanity bounds: far above any published U-Net (NAFNet stacks 28 blocks at one level),
 # low enough that building a network on the meta device stays quick.
 MAX_BLOCKS = 64
@@ -207,7 +208,7 @@ class ArchSpec:
             "depth": self.depth,
             "width": self.width,
             "widths": list(self.level_widths),
-            "block": self.block.to_dict(),
+            "block": self._canonical_block(),
             "skip": self.skip.to_dict(),
             "enc_blocks": list(self.enc_blocks),
             "mid_blocks": self.mid_blocks,
@@ -217,6 +218,12 @@ class ArchSpec:
             "stem": self.stem,
             "head": self.head,
         }
+
+    def _canonical_block(self) -> dict[str, Any]:
+        """Block parameters, less the optional ones at their defaults (they were added after
+        arch ids existed, and leaving them out keeps those ids)."""
+        optional = BLOCKS.get(self.block.type).optional
+        return {k: v for k, v in self.block.to_dict().items() if optional.get(k, _ABSENT) != v}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArchSpec:
@@ -261,6 +268,8 @@ class ArchSpec:
 
     def summary(self) -> str:
         """One line for tables and hover text."""
-        blocks = f"{self.block.type}({', '.join(f'{k}={v}' for k, v in self.block.params)})"
+        optional = BLOCKS.get(self.block.type).optional
+        shown = [(k, v) for k, v in self.block.params if optional.get(k, _ABSENT) != v]
+        blocks = f"{self.block.type}({', '.join(f'{k}={v}' for k, v in shown)})"
         skip = f"{self.skip.type}({', '.join(f'{k}={v}' for k, v in self.skip.params)})"
         return f"d{self.depth} w{'/'.join(map(str, self.level_widths))} {blocks} {skip}"

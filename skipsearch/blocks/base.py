@@ -25,6 +25,7 @@ class BlockFamily:
     name: ClassVar[str]  # set by BLOCKS.register
     symbol: ClassVar[str | None] = None  # dashboard marker; None: derived from the name
     test_params: ClassVar[dict[str, Any]] = {}  # parameters a width-8 contract test needs
+    optional: ClassVar[dict[str, Any]] = {}  # parameters left out of the canonical JSON at these values
     defaults: ClassVar[dict[str, Any]] = {}
     merge: ClassVar[str]  # native skip merge: "add" or "concat"
     down: ClassVar[str]
@@ -44,15 +45,18 @@ class BlockFamily:
         """Raise SpecError when a block with these params cannot output `width` channels."""
 
     @classmethod
-    def build(cls, c_in: int, c_out: int, params: dict[str, Any]) -> nn.Module:
+    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1) -> nn.Module:
+        """One block; `stride` is the level's input pixels per feature pixel (1, 2, 4, ...),
+        for blocks whose behaviour depends on scale (NAF's TLC)."""
         raise NotImplementedError
 
 
 BLOCKS: Registry[type[BlockFamily]] = Registry("block family", "block.type")
 
 
-def make_stage(spec: ArchSpec, c_in: int, c_out: int, n: int) -> nn.Sequential:
-    """n blocks of the spec's family mapping c_in to c_out channels."""
+def make_stage(spec: ArchSpec, c_in: int, c_out: int, n: int, stride: int = 1) -> nn.Sequential:
+    """n blocks of the spec's family mapping c_in to c_out channels at `stride` (the
+    level's input pixels per feature pixel)."""
     family = BLOCKS.get(spec.block.type)
     params = dict(spec.block.params)
     layers: list[nn.Module] = []
@@ -60,7 +64,7 @@ def make_stage(spec: ArchSpec, c_in: int, c_out: int, n: int) -> nn.Sequential:
         layers.append(projection(c_in, c_out))
         c_in = c_out
     for _ in range(n):
-        layers.append(family.build(c_in, c_out, params))
+        layers.append(family.build(c_in, c_out, params, stride))
         c_in = c_out
     return nn.Sequential(*layers)
 

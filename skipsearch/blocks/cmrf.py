@@ -63,5 +63,5 @@ class CMRF(BlockFamily):
             raise SpecError("block.n", n, f"a value with width divisible by 2n (2n = {2 * n})", f"width {width} at {where}")
 
     @classmethod
-    def build(cls, c_in: int, c_out: int, params: dict[str, Any]) -> nn.Module:
+    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1) -> nn.Module:
         return CMRFBlock(c_in, c_out, params["n"], params["shortcut"])

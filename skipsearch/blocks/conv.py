@@ -39,5 +39,5 @@ class Conv(BlockFamily):
             raise SpecError("block.dropout", params["dropout"], "0 <= dropout < 1")
 
     @classmethod
-    def build(cls, c_in: int, c_out: int, params: dict[str, Any]) -> nn.Module:
+    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1) -> nn.Module:
         return ConvUnit(c_in, c_out, params["norm"], params["dropout"])

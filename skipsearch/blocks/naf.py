@@ -1,15 +1,52 @@
-"""NAFNet's NAFBlock (Chen et al., ECCV 2022): activation-free, two gated residual branches."""
+"""NAFNet's NAFBlock (Chen et al., ECCV 2022): activation-free, two gated residual branches.
+
+Option ``tlc`` (NAFNet's test-time local converter, ``NAFNetLocal`` in the official code;
+Chu et al., arXiv 2112.04491): at inference the global average pooling of the channel
+attention becomes a local mean whose window is 1.5x the feature size the block saw at the
+training size (``train_size``), so full-frame statistics resemble training-crop ones.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SpecError
 from ..layers import LayerNorm2d, SimpleGate
 from .base import BLOCKS, BlockFamily
+
+TLC_BASE = 1.5  # the window is this many times the training-size feature map (official: 1.5)
+
+
+def tlc_window(h: int, w: int, stride: int, train_size: int) -> tuple[int, int] | None:
+    """The local window of a TLC block at `stride` on an h x w feature map, or None for
+    global pooling.
+
+    As NAFNetLocal fixes it by one dry run at the (square) training size: the feature map
+    there is the padded training size over the block's stride, the window is that times
+    int(1.5 train_size) // train_size, and pooling stays global when the window covers
+    the whole map; a window longer than the map on one side covers it on that side.
+    """
+    base = int(train_size * TLC_BASE)
+    k = max(1, train_size // stride * base // train_size)  # training crops are multiples of 2^depth
+    if k >= h and k >= w:
+        return None
+    return min(h, k), min(w, k)
+
+
+def local_mean(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """Mean over every kh x kw window that fits (from an integral image), the border
+    filled by replicating the outermost means, so the result has x's size."""
+    h, w = x.shape[-2:]
+    work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # cumsum precision
+    s = F.pad(work.cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+    out = (s[..., kh:, kw:] + s[..., :-kh, :-kw] - s[..., :-kh, kw:] - s[..., kh:, :-kw]) / (kh * kw)
+    dh, dw = h - out.shape[-2], w - out.shape[-1]
+    out = F.pad(out, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), mode="replicate")
+    return out.to(x.dtype)
 
 
 class NAFBlock(nn.Module):
@@ -17,9 +54,22 @@ class NAFBlock(nn.Module):
 
     Both branches are scaled by learnable per-channel factors that start at zero, so a
     fresh block is the identity. SCA has no sigmoid, as in the official code.
+
+    With ``tlc_train_size`` set, SCA pools locally in eval mode once the feature map exceeds
+    1.5x the one the block saw at that training size (its level's `stride` tells which;
+    see ``tlc_window``); in training mode and below that size it pools globally. The
+    parameters are the same either way.
     """
 
-    def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        c: int,
+        dw_expand: int = 2,
+        ffn_expand: int = 2,
+        dropout: float = 0.0,
+        tlc_train_size: int | None = None,
+        stride: int = 1,
+    ) -> None:
         super().__init__()
         dw = c * dw_expand
         ffn = c * ffn_expand
@@ -36,10 +86,23 @@ class NAFBlock(nn.Module):
         self.drop2 = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
         self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.tlc_train_size = tlc_train_size
+        self.stride = stride  # input pixels per feature pixel at this block's level (TLC's window)
+
+    def extra_repr(self) -> str:
+        return f"tlc_train_size={self.tlc_train_size}, stride={self.stride}" if self.tlc_train_size else ""
+
+    def attention(self, y: torch.Tensor) -> torch.Tensor:
+        """SCA's per-channel (global) or per-pixel (TLC, local) weights for y."""
+        if self.tlc_train_size and not self.training:
+            window = tlc_window(y.shape[-2], y.shape[-1], self.stride, self.tlc_train_size)
+            if window is not None:
+                return self.sca[1](local_mean(y, *window))
+        return self.sca(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.gate(self.conv2(self.conv1(self.norm1(x))))
-        y = y * self.sca(y)
+        y = y * self.attention(y)
         y = x + self.drop1(self.conv3(y)) * self.beta
         z = self.conv5(self.gate(self.conv4(self.norm2(y))))
         return y + self.drop2(z) * self.gamma
@@ -48,7 +111,9 @@ class NAFBlock(nn.Module):
 @BLOCKS.register("naf")
 class NAF(BlockFamily):
     symbol = "circle"  # plotly marker on the dashboard
-    defaults = {"dw_expand": 2, "ffn_expand": 2, "dropout": 0.0}
+    # tlc: NAFNetLocal's local pooling at inference; train_size: the (square) training crop
+    defaults = {"dw_expand": 2, "ffn_expand": 2, "dropout": 0.0, "tlc": False, "train_size": 256}
+    optional = {"tlc": False, "train_size": 256}  # left out of the canonical JSON at these values
     merge, down, up, stem = "add", "conv", "pixelshuffle", "conv"
     changes_channels = False
 
@@ -66,7 +131,10 @@ class NAF(BlockFamily):
                 )
         if not 0.0 <= params["dropout"] < 1.0:
             raise SpecError("block.dropout", params["dropout"], "0 <= dropout < 1")
+        if not 8 <= params["train_size"] <= 65536:
+            raise SpecError("block.train_size", params["train_size"], "an integer 8-65536 (the training crop size, for tlc)")
 
     @classmethod
-    def build(cls, c_in: int, c_out: int, params: dict[str, Any]) -> nn.Module:
-        return NAFBlock(c_out, params["dw_expand"], params["ffn_expand"], params["dropout"])
+    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1) -> nn.Module:
+        tlc = params["train_size"] if params["tlc"] else None
+        return NAFBlock(c_out, params["dw_expand"], params["ffn_expand"], params["dropout"], tlc, stride)

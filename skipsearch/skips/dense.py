@@ -41,7 +41,7 @@ class Dense(SkipDesign):
             up = spec.up_channels(level)
             for j in range(1, d - level + 1):
                 self.ups[f"{level}_{j}"] = make_up(spec.up, ws[level], ws[level - 1])
-                self.nodes[f"{level}_{j}"] = make_stage(spec, up + j * ws[level - 1], ws[level - 1], n)
+                self.nodes[f"{level}_{j}"] = make_stage(spec, up + j * ws[level - 1], ws[level - 1], n, 2 ** (level - 1))
 
     def push(self, state: State, level: int, feat: torch.Tensor) -> None:
         state[level, 0] = feat
