@@ -173,6 +173,19 @@ def _flatten_spec(spec_json: str | None) -> dict[str, Any]:
     return out
 
 
+def _seed_figures(first: list[float], more: list[list[float]], objectives: list[str], conf: float | None) -> dict[str, Any]:
+    """Mean values over a trial's seeds (its own run first), per-seed values of the first
+    objective, the spread of each objective that varies, and the bootstrap confidence."""
+    rows = np.array([first, *more], dtype=float)
+    out: dict[str, Any] = {"_means": rows.mean(axis=0).tolist(), "n_seeds": len(rows), "seeds": rows[:, 0].tolist()}
+    for i, name in enumerate(objectives):
+        if np.ptp(rows[:, i]) > 0:
+            out[f"{name}_std"] = float(rows[:, i].std(ddof=1))
+    if conf is not None:
+        out["front_confidence"] = float(conf)
+    return out
+
+
 def load_results(directory: str | Path, name: str | None = None) -> StudyResults:
     import pandas as pd
 
@@ -182,12 +195,18 @@ def load_results(directory: str | Path, name: str | None = None) -> StudyResults
     objectives = [o[0] for o in config.get("objectives", [])] or [f"objective_{i}" for i in range(len(study.directions))]
     directions = study.directions
     trials = study.trials
+    repeats, confidence = study.user_attrs.get("repeats") or {}, study.user_attrs.get("front_confidence") or {}
     rows = []
     for t in trials:
         attrs = t.user_attrs
         row: dict[str, Any] = {"number": t.number, "state": t.state}
+        values = t.values
+        source = str(attrs.get("duplicate_of", t.number))  # a duplicate shares its original's seeds
+        if values is not None and source in repeats:
+            row.update(_seed_figures(values, repeats[source]["values"], objectives, confidence.get(source)))
+            values = row.pop("_means")
         for i, name_ in enumerate(objectives):
-            row[name_] = t.values[i] if t.values is not None else attrs.get(name_)
+            row[name_] = values[i] if values is not None else attrs.get(name_)
         row["feasible"] = "infeasible" not in attrs and t.state != "FAIL"
         row["failure"] = attrs.get("failure")
         row["infeasible"] = attrs.get("infeasible")

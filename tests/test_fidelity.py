@@ -67,3 +67,48 @@ def test_front_confidence_bootstrap():
     worse = np.array([[0.4, 3.0]])  # dominated by solid whatever happens
     conf = front_confidence([solid, shaky, worse], DIRS, resamples=400)
     assert conf[0] == 1.0 and conf[2] == 0.0 and 0.0 < conf[1] < 0.5
+
+
+def test_study_with_fidelity_stops_trials_at_rungs(tmp_path):
+    from test_search import trials_of, write_study
+
+    from skipsearch.cli import main
+    from skipsearch.results import load_results
+
+    path = write_study(
+        tmp_path,
+        n_trials=8,
+        budget="{steps: 8, batch: 2, size: [32, 32]}",
+        fidelity="{type: asha, min_steps: 2, eta: 2}",
+    )
+    assert main(["run", str(path), "--backend", "local"]) == 0
+    trials = trials_of(path)
+    stopped = [t for t in trials if t.state.name == "PRUNED" and "infeasible" not in t.user_attrs]
+    trained = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("duplicate_of") is None]
+    assert stopped and trained  # with eta 2 some go on and some stop
+    for t in stopped:
+        assert t.user_attrs["rung"] in (0, 1) and t.user_attrs["steps"] in (2, 4)
+        assert [s for s, _ in t.user_attrs["curve"]] == [2, 4][: t.user_attrs["rung"] + 1]
+        assert t.user_attrs["dice"] == t.user_attrs["curve"][-1][1]
+    for t in trained:
+        assert [s for s, _ in t.user_attrs["curve"]] == [2, 4, 8] and t.user_attrs["steps"] == 8
+    front = load_results(tmp_path / "t").front
+    assert set(front["number"]) <= {t.number for t in trials if t.state.name == "COMPLETE"}
+
+
+def test_repeats_average_the_front_over_seeds(tmp_path):
+    from test_search import write_study
+
+    from skipsearch.cli import main
+    from skipsearch.results import load_results
+
+    path = write_study(tmp_path, n_trials=3, repeats="{seeds: 3, top: 2}")
+    assert main(["run", str(path), "--backend", "local"]) == 0
+    r = load_results(tmp_path / "t")
+    repeated = r.frame[r.frame["n_seeds"].notna()]
+    assert 1 <= len(repeated) <= 2 and (repeated["n_seeds"] == 3).all()
+    for _, row in repeated.iterrows():
+        assert len(row["seeds"]) == 3 and row["dice"] == pytest.approx(sum(row["seeds"]) / 3)
+        assert 0.0 <= row["front_confidence"] <= 1.0
+    assert main(["run", str(path), "--backend", "local"]) == 0  # resumed: nothing more to repeat
+    assert load_results(tmp_path / "t").frame["n_seeds"].max() == 3

@@ -126,15 +126,15 @@ def test_invalid_specs_and_failures_are_recorded_and_the_study_goes_on(tmp_path,
     space.write_text("params:\n  depth: 2\n  width: {choice: [8, 12, 16]}\n  block.type: cmrf\n  block.n: 4\n")
     path = write_study(tmp_path, space=space, n_trials=5)
 
-    import skipsearch.search.study as study_mod
+    import skipsearch.search.worker as worker
 
-    real = study_mod.run_trial
+    real = worker.run_trial
 
-    def flaky(config, task=None):  # the first trained trial blows up inside evaluate()
+    def flaky(config, task=None, on_rung=None):  # the first trained trial blows up inside evaluate()
         if not flaky.done:
             flaky.done = True
             return {"failure": "TrainingError: loss became nan at step 1"}
-        return real(config, task)
+        return real(config, task, on_rung)
 
     flaky.done = False
     monkeypatch.setattr("skipsearch.search.local_backend.run_trial", flaky)

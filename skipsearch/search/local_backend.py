@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
-from .study import Runner, run_trial, trial_config
+from .study import Runner
+from .worker import run_trial, trial_config
 
 
 def run_local(runner: Runner, report: Callable[[str], None]) -> None:
@@ -12,7 +14,7 @@ def run_local(runner: Runner, report: Callable[[str], None]) -> None:
     prepared = None
     try:
         while (prepared := runner.next_trial()) is not None:
-            result = run_trial(trial_config(prepared, runner), task=task)
+            result = run_trial(trial_config(prepared, runner), task=task, on_rung=functools.partial(runner.rung, prepared))
             if "failure" in result:
                 runner.fail(prepared, result["failure"])
             else:

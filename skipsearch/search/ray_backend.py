@@ -2,9 +2,10 @@
 
 A custom Tune Searcher asks the shared Runner for the next trial that needs training,
 so all Optuna bookkeeping (sampling, cheap costs, constraints, duplicates, the study
-storage) stays on the driver; workers only call evaluate(). No Tune scheduler is used:
-single-metric schedulers cannot rank a multi-objective study, and a trial stopped early
-would be told to Optuna as COMPLETE with half-trained values.
+storage) stays on the driver; workers only call evaluate(). Tune's own schedulers are
+not used: they rank on one metric, and a trial they stop reaches Optuna as COMPLETE with
+half-trained values. With fidelity, the worker reports at each rung and a small scheduler
+relays the runner's Pareto-aware decision; a stopped trial is recorded PRUNED.
 """
 
 from __future__ import annotations
@@ -13,30 +14,21 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .study import Prepared, Runner, run_trial, trial_config
+from .study import Prepared, Runner
+from .worker import run_trial, trial_config
 
-RESULT_KEYS = (
-    "dice",
-    "iou",
-    "mdice",
-    "miou",
-    "psnr",
-    "ssim",
-    "train_time_s",
-    "images_per_s",
-    "steps",
-    "final_loss",
-    "device",
-    "weights",
-    "wall_s",
-    "failure",
-)
+RESULT = "skipsearch"  # the key of a trial's whole result in Tune's report (no per-key list to keep)
+RUNG = "skipsearch_rung"  # the key of an intermediate report at a rung
 
 
 def _trainable(config: dict[str, Any]) -> None:
     from ray import tune
 
-    tune.report({k: v for k, v in run_trial(config).items() if k in RESULT_KEYS})
+    def on_rung(step: int, metrics: dict[str, Any]) -> bool:
+        tune.report({RUNG: {"step": step, "metrics": metrics}})
+        return True  # the driver's scheduler stops the trial when it should not go on
+
+    tune.report({RESULT: run_trial(config, on_rung=on_rung)})
 
 
 def run_ray(runner: Runner, report: Callable[[str], None], address: str | None = None) -> None:
@@ -47,6 +39,7 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
     from ray.tune.search import Searcher
 
     cfg = runner.cfg
@@ -75,13 +68,27 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
             p = self.live.pop(trial_id, None)
             if p is None:
                 return
-            if error or not result:
+            outcome = (result or {}).get(RESULT)
+            if p.stopped_at is not None:  # stopped at a rung by the scheduler below
+                runner.complete(p, {"stopped_at": p.stopped_at}, trial_id)
+            elif error or not outcome:
                 runner.fail(p, "the Ray worker died or raised (out of memory, killed, or a crash outside evaluate())", trial_id)
-            elif result.get("failure"):
-                runner.fail(p, str(result["failure"]), trial_id)
+            elif outcome.get("failure"):
+                runner.fail(p, str(outcome["failure"]), trial_id)
             else:
-                runner.complete(p, {k: result[k] for k in RESULT_KEYS if k in result}, trial_id)
+                runner.complete(p, outcome, trial_id)
             report(runner.status(len(self.live)))
+
+    class RungScheduler(FIFOScheduler):
+        """Asks the runner at each rung report whether the trial goes on (fidelity)."""
+
+        def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+            rung = result.get(RUNG)
+            p = searcher.live.get(trial.trial_id)
+            if rung is None or p is None:
+                return TrialScheduler.CONTINUE
+            go = runner.rung(p, int(rung["step"]), rung["metrics"])
+            return TrialScheduler.CONTINUE if go else TrialScheduler.STOP
 
     searcher = StudySearcher()
     resources = {"cpu": cfg.cpus, "gpu": cfg.gpus}
@@ -89,6 +96,7 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
         tune.with_resources(_trainable, resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
+            scheduler=RungScheduler(),
             num_samples=-1,
             max_concurrent_trials=cfg.concurrency,
             reuse_actors=True,

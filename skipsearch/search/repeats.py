@@ -36,9 +36,7 @@ def seed_of(base: int, index: int) -> int:
     return base + 1000 * index
 
 
-def front_confidence(
-    runs: Sequence[np.ndarray], directions: Sequence[str], resamples: int = 1000, seed: int = 0
-) -> np.ndarray:
+def front_confidence(runs: Sequence[np.ndarray], directions: Sequence[str], resamples: int = 1000, seed: int = 0) -> np.ndarray:
     """For each trial (rows of its per-seed objective vectors), the share of bootstrap
     resamples in which its mean vector is on the front."""
     rng = np.random.default_rng(seed)

@@ -11,7 +11,6 @@ goes to a backend, which calls evaluate() and hands the result back here.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ..presets import preset
 from ..spec import ArchSpec
 from .config import StudyConfig
 from .identity import check_identity, stored_identity
+from .rungs import RungBook, pending_repeats, record_repeat, record_repeat_failure, update_confidence
 
 INTERRUPTED = "interrupted"  # reason of trials cut short by a stopped or killed driver
 
@@ -89,9 +89,11 @@ def open_study(cfg: StudyConfig, create: bool = True):
 class Prepared:
     """A trial that needs training."""
 
-    trial: Any  # optuna.Trial
+    trial: Any  # optuna.Trial (a FrozenTrial for a repeat of a finished one)
     spec: ArchSpec
     costs: dict[str, Any]
+    repeat: tuple[int, int] | None = None  # (trial number, seed index) of a repeat run
+    stopped_at: int | None = None  # the rung step where fidelity stopped it
 
     @property
     def number(self) -> int:
@@ -107,6 +109,10 @@ class Runner:
         self.study = open_study(cfg)
         self.states = optuna.trial.TrialState
         self.recovered = self.recover()
+        self.book = RungBook(self.study, cfg) if cfg.fidelity else None
+        self.rung_steps = cfg.fidelity.rungs(cfg.budget.steps) if cfg.fidelity else []
+        self._repeats: list[tuple[int, int]] = []  # queued repeat runs
+        self._repeating: set[tuple[int, int]] = set()  # repeat runs in flight
 
     # -- bookkeeping ---------------------------------------------------------------
     def recover(self) -> int:
@@ -148,7 +154,19 @@ class Runner:
             prepared = self._ask()
             if prepared is not None:
                 return prepared
-        return None
+        return self._next_repeat(running)
+
+    def _next_repeat(self, running: int) -> Prepared | None:
+        """The next repeat run of a front member (once the study's own trials are done)."""
+        if not self._repeats and running == 0:
+            self._repeats = [r for r in pending_repeats(self.study, self.cfg) if r not in self._repeating]
+        if not self._repeats:
+            return None
+        number, index = self._repeats.pop(0)
+        trial = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
+        self._repeating.add((number, index))
+        costs = {k: v for k, v in trial.user_attrs.items() if k in OBJECTIVES}
+        return Prepared(trial, ArchSpec.from_json(trial.user_attrs["spec"]), costs, repeat=(number, index))
 
     def _ask(self) -> Prepared | None:
         trial = self.study.ask()
@@ -203,9 +221,34 @@ class Runner:
         return costs
 
     # -- telling ---------------------------------------------------------------------
+    def rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> bool:
+        """A trial's figures at a rung: recorded, then whether it goes on (fidelity)."""
+        if self.book is None or p.repeat is not None:
+            return True
+        primary = self.primary
+        curve = [[s, m[primary]] for s, m in sorted(((int(k), v) for k, v in self._rungs_of(p).items())) if primary in m]
+        curve.append([step, metrics.get(primary)])
+        go = self.book.decide(p.trial, p.costs, step, metrics, curve)
+        if not go:
+            p.stopped_at = step
+        return go
+
+    def _rungs_of(self, p: Prepared) -> dict[str, Any]:
+        return dict(p.trial.user_attrs.get("rungs") or {})
+
+    @property
+    def primary(self) -> str:
+        """The metric that curves follow: the study's first task metric."""
+        metrics = [o.name for o in self.cfg.objectives if o.name in self.task.metric_names]
+        return metrics[0] if metrics else self.task.primary
+
     def complete(self, p: Prepared, result: dict[str, Any], ray_trial_id: str | None = None) -> None:
+        if p.repeat is not None:
+            return self._complete_repeat(p, result)
+        if p.stopped_at is not None or result.get("stopped_at") is not None:
+            return self._stop(p, result, ray_trial_id)
         for key, value in result.items():
-            if isinstance(value, int | float | str) or value is None:
+            if _storable(value):
                 p.trial.set_user_attr(key, value)
         if ray_trial_id:
             p.trial.set_user_attr("ray_trial_id", ray_trial_id)
@@ -215,13 +258,42 @@ class Runner:
             return self.fail(p, f"non-finite objective values {values}", ray_trial_id)
         self.study.tell(p.trial, values)
 
+    def _stop(self, p: Prepared, result: dict[str, Any], ray_trial_id: str | None) -> None:
+        """PRUNED at the rung where fidelity stopped it, with that rung's figures."""
+        step = p.stopped_at or int(result["stopped_at"])
+        at = self._rungs_of(p).get(str(step), result)
+        for key, value in at.items():
+            if _storable(value):
+                p.trial.set_user_attr(key, value)
+        p.trial.set_user_attr("rung", self.rung_steps.index(step) if step in self.rung_steps else step)
+        p.trial.set_user_attr("steps", step)
+        if ray_trial_id:
+            p.trial.set_user_attr("ray_trial_id", ray_trial_id)
+        self.study.tell(p.trial, state=self.states.PRUNED)
+
+    def _complete_repeat(self, p: Prepared, result: dict[str, Any]) -> None:
+        number, index = p.repeat
+        self._repeating.discard(p.repeat)
+        figures = {**p.costs, **result}
+        values = [float(figures[o.name]) for o in self.cfg.objectives]
+        record_repeat(self.study, self.cfg, number, index, values)
+        if not self._repeating and not pending_repeats(self.study, self.cfg):
+            update_confidence(self.study, self.cfg)
+
     def fail(self, p: Prepared, reason: str, ray_trial_id: str | None = None) -> None:
+        if p.repeat is not None:  # the original stays; the failed seed is recorded, not retried
+            self._repeating.discard(p.repeat)
+            record_repeat_failure(self.study, p.repeat, reason)
+            return
         p.trial.set_user_attr("failure", reason[:2000])
         if ray_trial_id:
             p.trial.set_user_attr("ray_trial_id", ray_trial_id)
         self.study.tell(p.trial, state=self.states.FAIL)
 
     def interrupt(self, p: Prepared) -> None:
+        if p.repeat is not None:
+            self._repeating.discard(p.repeat)  # not recorded: the next run repeats it
+            return
         self.fail(p, INTERRUPTED)
 
     # -- progress ----------------------------------------------------------------------
@@ -229,13 +301,16 @@ class Runner:
         trials = self.finished()
         done = sum(t.state == self.states.COMPLETE for t in trials)
         failed = sum(t.state == self.states.FAIL for t in trials)
-        infeasible = sum(t.state == self.states.PRUNED for t in trials)
+        infeasible = sum(t.state == self.states.PRUNED and "infeasible" in t.user_attrs for t in trials)
+        stopped = sum(t.state == self.states.PRUNED and "infeasible" not in t.user_attrs for t in trials)
         front = self.study.best_trials if done else []
         parts = [
             f"trials {len(trials)}/{self.cfg.n_trials}: {done} complete, {running} running, "
-            f"{failed} failed, {infeasible} infeasible",
+            f"{failed} failed, {infeasible} infeasible" + (f", {stopped} stopped at a rung" if self.book else ""),
             f"front {len(front)}",
         ]
+        if self._repeating or self._repeats:
+            parts.append(f"repeating the front: {len(self._repeating)} running, {len(self._repeats)} queued")
         for i, o in enumerate(self.cfg.objectives):
             if front:
                 pick = max if o.direction == "maximize" else min
@@ -253,41 +328,6 @@ def _fmt(v: float) -> str:
     return f"{v / 2**20:.3g} MiB" if v >= 2**16 and float(v).is_integer() else f"{v:.4g}"
 
 
-def trial_config(p: Prepared, runner: Runner) -> dict[str, Any]:
-    """What a worker needs to train one trial (JSON-friendly, for Ray)."""
-    cfg = runner.cfg
-    return {
-        "spec": p.spec.to_json(indent=None),
-        "task": cfg.task_name,
-        "task_options": cfg.task_options,
-        "budget": cfg.budget.to_dict(),
-        "out": str(runner.trial_dir(p.number, p.spec.arch_id)),
-        "number": p.number,
-    }
-
-
-def run_trial(config: dict[str, Any], task=None) -> dict[str, Any]:
-    """Train one trial from its config; never raises: failures come back as {'failure': reason}."""
-    from ..tasks import make_task
-    from ..train import Budget, evaluate
-
-    start = time.perf_counter()
-    try:
-        budget = dict(config["budget"])
-        budget["size"] = tuple(budget["size"])
-        if budget.get("betas"):
-            budget["betas"] = tuple(budget["betas"])
-        task = task or make_task(config["task"], **config["task_options"])
-        result = evaluate(ArchSpec.from_json(config["spec"]), task, Budget(**budget), out=config["out"])
-    except Exception as err:  # recorded with its reason; the study goes on
-        return {"failure": _reason(err), "wall_s": time.perf_counter() - start}
-    result["wall_s"] = time.perf_counter() - start
-    return result
-
-
-def _reason(err: BaseException) -> str:
-    name = type(err).__name__
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    if "out of memory" in text.lower() or isinstance(err, MemoryError):
-        return f"out of memory ({name}: {text})"
-    return f"{name}: {text}" if text else name
+def _storable(value: Any) -> bool:
+    """Whether a result value goes into a user attribute (JSON: numbers, text, lists)."""
+    return value is None or isinstance(value, int | float | str | list | dict)

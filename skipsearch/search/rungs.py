@@ -1,0 +1,145 @@
+"""The study side of fidelity and repeats: what is recorded where, and the decisions.
+
+Rungs: a running trial records what it scored at each rung in its user attribute `rungs`
+({step: {metric: value}}) and its `curve`; the decision at a rung compares it with every
+trial of the study that reached that rung (finished, stopped or running, by any driver),
+so a resumed or second driver decides from the same evidence.
+
+Repeats: Optuna does not let a finished trial change, so the extra seeds of a front member
+are kept in the study's user attribute `repeats` ({number: {"seeds": [...], "values":
+[[objective values], ...]}}) and its `front_confidence` ({number: share}); results,
+dashboard, export and model card read a trial's values as the mean over its seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from ..objectives import OBJECTIVES
+from .config import StudyConfig
+from .fidelity import goes_on
+from .repeats import front_confidence, seed_of
+
+REFRESH_S = 2.0  # how stale the rung evidence of other trials may be (other drivers)
+
+
+def vector(cfg: StudyConfig, costs: dict[str, Any], metrics: dict[str, Any]) -> list[float] | None:
+    """The study's objective vector from a trial's known costs and the metrics at a step
+    (None when a figure is missing)."""
+    out = []
+    for o in cfg.objectives:
+        known = OBJECTIVES.get(o.name).before_training if o.name in OBJECTIVES else False
+        value = costs.get(o.name) if known else metrics.get(o.name)
+        if value is None or not math.isfinite(float(value)):
+            return None
+        out.append(float(value))
+    return out
+
+
+class RungBook:
+    """Rung evidence of a study, cached for REFRESH_S seconds between reads."""
+
+    def __init__(self, study, cfg: StudyConfig) -> None:
+        self.study, self.cfg = study, cfg
+        self.read_at = -math.inf
+        self.evidence: dict[int, dict[int, list[float]]] = {}  # step -> trial number -> vector
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self.read_at < REFRESH_S:
+            return
+        evidence: dict[int, dict[int, list[float]]] = {}
+        for t in self.study.get_trials(deepcopy=False):
+            for step, metrics in (t.user_attrs.get("rungs") or {}).items():
+                v = vector(self.cfg, t.user_attrs, metrics)
+                if v is not None:
+                    evidence.setdefault(int(step), {})[t.number] = v
+        self.evidence, self.read_at = evidence, time.monotonic()
+
+    def decide(self, trial, costs: dict[str, Any], step: int, metrics: dict[str, Any], curve: list) -> bool:
+        """Record `trial`'s figures at `step`, then whether it goes on."""
+        rungs = {**(trial.user_attrs.get("rungs") or {}), str(step): _plain(metrics)}
+        trial.set_user_attr("rungs", rungs)
+        trial.set_user_attr("curve", curve)
+        self._refresh()
+        mine = vector(self.cfg, costs, metrics)
+        if mine is None:
+            return True  # nothing to rank on: let the trial finish and be judged at the end
+        others = [v for n, v in self.evidence.get(step, {}).items() if n != trial.number]
+        directions = [o.direction for o in self.cfg.objectives]
+        verdict = goes_on(mine, np.array(others).reshape(-1, len(directions)), directions, self.cfg.fidelity.eta)
+        self.evidence.setdefault(step, {})[trial.number] = mine
+        return verdict
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+# -- repeats ------------------------------------------------------------------------------
+def repeat_record(study) -> dict[str, Any]:
+    return dict(study.user_attrs.get("repeats") or {})
+
+
+def mean_values(study, number: int, values: list[float]) -> tuple[list[float], list[list[float]]]:
+    """A trial's values as the mean over its seeds (its own run first), and the per-seed rows."""
+    rows = [list(values)] + [list(v) for v in repeat_record(study).get(str(number), {}).get("values", [])]
+    return [float(x) for x in np.mean(rows, axis=0)], rows
+
+
+def pending_repeats(study, cfg: StudyConfig) -> list[tuple[int, int]]:
+    """(trial number, seed index) still to train: the current front on mean values, the
+    most accurate first, at most repeats.top members, each up to repeats.seeds runs."""
+    if cfg.repeats is None or cfg.repeats.seeds < 2:
+        return []
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and _trained(t)]
+    if not done:
+        return []
+    from ..pareto import non_dominated
+
+    directions = [o.direction for o in cfg.objectives]
+    means = np.array([mean_values(study, t.number, t.values)[0] for t in done])
+    front = [t for t, on in zip(done, non_dominated(means, directions), strict=True) if on]
+    sign = -1 if directions[0] == "maximize" else 1
+    front.sort(key=lambda t: sign * mean_values(study, t.number, t.values)[0][0])
+    record, out = repeat_record(study), []
+    for t in front[: cfg.repeats.top]:
+        entry = record.get(str(t.number), {})
+        have = 1 + len(entry.get("values", [])) + len(entry.get("failures", []))
+        out += [(t.number, i) for i in range(have, cfg.repeats.seeds)]
+    return out
+
+
+def _trained(t) -> bool:
+    return t.user_attrs.get("duplicate_of") is None and "infeasible" not in t.user_attrs
+
+
+def record_repeat(study, cfg: StudyConfig, number: int, index: int, values: list[float]) -> None:
+    record = repeat_record(study)
+    entry = record.setdefault(str(number), {"seeds": [], "values": []})
+    entry["seeds"].append(seed_of(cfg.budget.seed, index))
+    entry["values"].append([float(v) for v in values])
+    study.set_user_attr("repeats", record)
+
+
+def record_repeat_failure(study, repeat: tuple[int, int], reason: str) -> None:
+    record = repeat_record(study)
+    entry = record.setdefault(str(repeat[0]), {"seeds": [], "values": []})
+    entry.setdefault("failures", []).append(reason[:500])
+    study.set_user_attr("repeats", record)
+
+
+def update_confidence(study, cfg: StudyConfig, resamples: int = 1000) -> dict[str, float]:
+    """Bootstrap share of resamples in which each repeated front member stays on the front."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and _trained(t)]
+    record = repeat_record(study)
+    if not done or not record:
+        return {}
+    runs = [np.array(mean_values(study, t.number, t.values)[1]) for t in done]
+    conf = front_confidence(runs, [o.direction for o in cfg.objectives], resamples=resamples, seed=cfg.seed)
+    out = {str(t.number): float(c) for t, c in zip(done, conf, strict=True) if str(t.number) in record}
+    study.set_user_attr("front_confidence", out)
+    return out

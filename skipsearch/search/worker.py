@@ -1,0 +1,65 @@
+"""The worker side of a trial: what it needs to train (JSON-friendly, for Ray) and the
+call that trains it. Nothing here touches the study; the driver (study.py) records."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..spec import ArchSpec
+from .repeats import seed_of
+from .study import Prepared, Runner
+
+
+def trial_config(p: Prepared, runner: Runner) -> dict[str, Any]:
+    """What a worker needs to train one trial (JSON-friendly, for Ray). A repeat run trains
+    with its own seed, without rungs, and keeps no weights."""
+    cfg = runner.cfg
+    budget = cfg.budget.to_dict()
+    if p.repeat is not None:
+        budget["seed"] = seed_of(cfg.budget.seed, p.repeat[1])
+    return {
+        "spec": p.spec.to_json(indent=None),
+        "task": cfg.task_name,
+        "task_options": cfg.task_options,
+        "budget": budget,
+        "out": None if p.repeat is not None else str(runner.trial_dir(p.number, p.spec.arch_id)),
+        "number": p.number,
+        "rungs": [] if p.repeat is not None else list(runner.rung_steps),
+    }
+
+
+def run_trial(config: dict[str, Any], task=None, on_rung: Callable[[int, dict], bool] | None = None) -> dict[str, Any]:
+    """Train one trial from its config; never raises: failures come back as {'failure': reason}.
+    `on_rung(step, metrics)` is asked at each rung whether to go on."""
+    from ..tasks import make_task
+    from ..train import Budget, evaluate
+
+    start = time.perf_counter()
+    try:
+        budget = dict(config["budget"])
+        budget["size"] = tuple(budget["size"])
+        if budget.get("betas"):
+            budget["betas"] = tuple(budget["betas"])
+        task = task or make_task(config["task"], **config["task_options"])
+        result = evaluate(
+            ArchSpec.from_json(config["spec"]),
+            task,
+            Budget(**budget),
+            out=config["out"],
+            rungs=config.get("rungs", []),
+            on_rung=on_rung,
+        )
+    except Exception as err:  # recorded with its reason; the study goes on
+        return {"failure": _reason(err), "wall_s": time.perf_counter() - start}
+    result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def _reason(err: BaseException) -> str:
+    name = type(err).__name__
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if "out of memory" in text.lower() or isinstance(err, MemoryError):
+        return f"out of memory ({name}: {text})"
+    return f"{name}: {text}" if text else name
