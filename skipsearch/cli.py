@@ -299,7 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", metavar="STUDY.yaml")
     p.add_argument("--trials", type=int, help="the study's total number of trials (overrides n_trials)")
     p.add_argument("--address", help="a running Ray cluster (e.g. auto or HOST:6379); default: start a local Ray")
-    p.add_argument("--backend", choices=["ray", "local"], default="ray", help="ray (default) or local (in-process)")
+    p.add_argument(
+        "--backend",
+        choices=["ray", "local", "tabular"],
+        default="ray",
+        help="ray (default), local (in-process) or tabular (answered from the study's table: a benchmark)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("dashboard", help="write STUDY_DIR/dashboard.html (self-contained); --serve keeps it fresh on localhost")

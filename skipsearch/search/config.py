@@ -58,6 +58,7 @@ FIELDS = (
     "out",
     "fidelity",
     "repeats",
+    "table",
 )
 # unit suffixes, case exact: bytes decimal and binary; counts K/M/G (thousand, million, billion)
 SUFFIXES = {
@@ -138,6 +139,7 @@ class StudyConfig:
     description: str = ""
     fidelity: Fidelity | None = None
     repeats: Repeats | None = None
+    table: Path | None = None  # a tabular benchmark file, for the tabular backend
 
     def make_task(self) -> Task:
         return make_task(self.task_name, **self.task_options)
@@ -356,6 +358,8 @@ class _Reader:
         raw = self.data.get("storage")
         if raw is None:
             return f"sqlite:///{(out / 'study.db').resolve()}"
+        if raw == "memory://":
+            return raw  # in-memory: nothing kept (benchmarks)
         if not isinstance(raw, str) or not re.fullmatch(r"[a-z][a-z0-9+]*://.+", raw):
             raise self.fail("storage", f"{raw!r}; allowed: a database URL, e.g. sqlite:///path/study.db or postgresql://host/db")
         return raw
@@ -434,6 +438,7 @@ def load_study(path: str | Path) -> StudyConfig:
         description=r.description(),
         fidelity=r.fidelity(budget),
         repeats=r.repeats(),
+        table=r.rel("table", data["table"]) if data.get("table") is not None else None,
     )
     _probe(cfg, task)
     return cfg

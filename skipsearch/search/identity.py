@@ -60,6 +60,8 @@ def _query(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
 
 def stored_identity(storage: str, name: str) -> dict[str, Any] | None:
     """The identity a stored study was created with, None when there is no such study."""
+    if storage == "memory://":
+        return None  # a new in-memory study every time
     db = sqlite_path(storage)
     if db is not None:
         check_sqlite_file(db)

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import UserError
 from .config import StudyConfig, load_study
 
-BACKENDS = ("ray", "local")
+BACKENDS = ("ray", "local", "tabular")
 
 
 @dataclass
@@ -55,12 +55,13 @@ def run_study(
         cfg.n_trials = trials
     if backend not in BACKENDS:
         raise UserError(f"{backend!r}; allowed: {', '.join(BACKENDS)}", field="backend")
+    table = _table(cfg) if backend == "tabular" else None  # checked before the study is touched
     runner = Runner(cfg)
     if runner.recovered:
         report(f"resumed: {runner.recovered} trial(s) left running by an interrupted run were marked failed (interrupted)")
     report(f"study {cfg.name!r}: {cfg.storage} | {runner.status()}")
     try:
-        _dispatch(runner, backend, address, report)
+        _dispatch(runner, backend, address, report, table)
     except KeyboardInterrupt:
         report(f"stopped: {runner.status()}")
         return RunOutcome(cfg, runner.study, False, runner.status())
@@ -70,8 +71,23 @@ def run_study(
     return RunOutcome(cfg, runner.study, finished, status)
 
 
-def _dispatch(runner, backend: str, address: str | None, report: Callable[[str], None]) -> None:
-    if backend == "local":
+def _table(cfg: StudyConfig):
+    from .tabular import Table
+
+    if cfg.table is None:
+        example = "table: ../bench/data/tabular-shapes.json.gz"
+        raise UserError(f"{cfg.path}: table: missing; the tabular backend needs a table, e.g. {example}")
+    table = Table.load(cfg.table)
+    table.check_covers(cfg, cfg.make_task())
+    return table
+
+
+def _dispatch(runner, backend: str, address: str | None, report: Callable[[str], None], table=None) -> None:
+    if backend == "tabular":
+        from .tabular import run_tabular
+
+        run_tabular(runner, report, table)
+    elif backend == "local":
         from .local_backend import run_local
 
         run_local(runner, report)

@@ -47,10 +47,14 @@ def open_study(cfg: StudyConfig, create: bool = True):
     stored = stored_identity(cfg.storage, cfg.name)  # read-only: nothing is written before this passes
     if stored is not None:
         check_identity(cfg.path, cfg.name, stored, cfg.identity())
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    memory = cfg.storage == "memory://"
+    if not memory:
+        cfg.out.mkdir(parents=True, exist_ok=True)
     storage = (
         optuna.storages.RDBStorage(cfg.storage, engine_kwargs={"connect_args": {"timeout": 60}})
         if cfg.storage.startswith("sqlite")
+        else None
+        if memory
         else cfg.storage
     )
     if not create:

@@ -112,6 +112,23 @@ def _norm(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def run_tabular(runner, report: Callable[[str], None], table: Table) -> None:
+    """The study's trials answered from `table` (one at a time; each takes milliseconds)."""
+    import functools
+
+    steps, every = runner.cfg.budget.steps, max(1, runner.cfg.n_trials // 20)
+    while (p := runner.next_trial()) is not None:
+        own = seed_for(runner.cfg.seed, p.number, table.seeds)
+        if p.repeat is None:
+            seed, rungs = own, runner.rung_steps
+        else:  # a repeat takes the table's other seeds in turn
+            others = [s for s in table.seeds if s != own] or table.seeds
+            seed, rungs = others[(p.repeat[1] - 1) % len(others)], []
+        runner.complete(p, table.answer(p.spec.arch_id, seed, steps, rungs, functools.partial(runner.rung, p)))
+        if p.number % every == 0:
+            report(runner.status())
+
+
 def seed_for(study_seed: int, number: int, seeds: list[int]) -> int:
     """The table seed a trial is answered with: reproducible from study seed and number."""
     return random.Random(f"{study_seed}-{number}").choice(seeds)
@@ -147,4 +164,4 @@ def _points(dims, point: dict[str, Any]):
         del point[dim.name]
 
 
-__all__ = ["Table", "enumerate_space", "seed_for"]
+__all__ = ["Table", "enumerate_space", "run_tabular", "seed_for"]
