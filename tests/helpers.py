@@ -46,5 +46,3 @@ def randomize(model: nn.Module, seed: int = 0) -> None:
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.2)
-
-

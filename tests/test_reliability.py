@@ -66,8 +66,14 @@ def test_export_refuses_an_existing_bundle_unless_forced(study, tmp_path, capsys
 @pytest.mark.parametrize(
     "change, expect",
     [
-        ({"objectives": "[dice, params]"}, "objectives: the stored study 't' has objectives [dice (maximize), skip_memory_bytes"),
-        ({"task": "{name: photos-denoise}", "reference_input": "[3, 64, 64]"}, "objectives: the stored study 't' has objectives [dice (maximize)"),
+        (
+            {"objectives": "[dice, params]"},
+            "objectives: the stored study 't' has objectives [dice (maximize), skip_memory_bytes",
+        ),
+        (
+            {"task": "{name: photos-denoise}", "reference_input": "[3, 64, 64]"},
+            "objectives: the stored study 't' has objectives [dice (maximize)",
+        ),
     ],
 )
 def test_reopening_with_another_identity_is_refused_untouched(study, change, expect, capsys):

@@ -161,9 +161,9 @@ def test_parallel_coordinates_with_conditional_parameters(study_dir):
 
 
 def test_fast_sqlite_reader_matches_optuna(study_dir):
-    from skipsearch.results import _read_sqlite, load_stored_study
-
     import optuna
+
+    from skipsearch.results import _read_sqlite, load_stored_study
 
     stored = load_stored_study(study_dir)
     fast = _read_sqlite(study_dir / "study.db", stored.study_name)
