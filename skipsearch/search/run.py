@@ -57,12 +57,22 @@ def run_study(
         raise UserError(f"{backend!r}; allowed: {', '.join(BACKENDS)}", field="backend")
     table = _table(cfg) if backend == "tabular" else None  # checked before the study is touched
     runner = Runner(cfg)
+    runner.say = report
+    try:
+        return _run(runner, cfg, backend, address, report, table)
+    finally:
+        runner.close()
+
+
+def _run(runner, cfg: StudyConfig, backend: str, address: str | None, report, table) -> RunOutcome:
     if runner.recovered:
         report(f"resumed: {runner.recovered} trial(s) left running by an interrupted run were marked failed (interrupted)")
     report(f"study {cfg.name!r}: {cfg.storage} | {runner.status()}")
     try:
         _dispatch(runner, backend, address, report, table)
+        runner.drain()  # duplicates of trials another driver is training take their results
     except KeyboardInterrupt:
+        runner.abandon()
         report(f"stopped: {runner.status()}")
         return RunOutcome(cfg, runner.study, False, runner.status())
     finished = runner.remaining() <= 0  # Ray Tune handles Ctrl-C itself and returns early

@@ -10,7 +10,13 @@ goes to a backend, which calls evaluate() and hands the result back here.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +29,13 @@ from ..spec import ArchSpec
 from .config import StudyConfig
 from .identity import check_identity, stored_identity
 from .rungs import RungBook, pending_repeats, record_repeat, record_repeat_failure, update_confidence
+from .storage import Heartbeat, ask, fail_trial, make_storage, stale_trial_ids, trial_id
 
 INTERRUPTED = "interrupted"  # reason of trials cut short by a stopped or killed driver
+SURPLUS = "not needed: the study already had its trials (another driver asked at the same time)"
+UNCOUNTED = (INTERRUPTED, SURPLUS)  # failures that do not count towards n_trials
+OWN_ATTRS = ("ray_trial_id", "driver", "waiting_for", "preset")  # a duplicate does not take these over
+WAIT_S = 1.0  # how often a driver looks at trials it waits for (another driver's)
 
 
 def make_sampler(cfg: StudyConfig):
@@ -47,16 +58,9 @@ def open_study(cfg: StudyConfig, create: bool = True):
     stored = stored_identity(cfg.storage, cfg.name)  # read-only: nothing is written before this passes
     if stored is not None:
         check_identity(cfg.path, cfg.name, stored, cfg.identity())
-    memory = cfg.storage == "memory://"
-    if not memory:
+    if cfg.storage != "memory://":
         cfg.out.mkdir(parents=True, exist_ok=True)
-    storage = (
-        optuna.storages.RDBStorage(cfg.storage, engine_kwargs={"connect_args": {"timeout": 60}})
-        if cfg.storage.startswith("sqlite")
-        else None
-        if memory
-        else cfg.storage
-    )
+    storage = make_storage(cfg.storage)
     if not create:
         return optuna.load_study(study_name=cfg.name, storage=storage)
     study = optuna.create_study(
@@ -112,7 +116,11 @@ class Runner:
         self.task = cfg.make_task()
         self.study = open_study(cfg)
         self.states = optuna.trial.TrialState
+        self.driver = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.heart = Heartbeat(self.study)
         self.recovered = self.recover()
+        self._waiting: list[tuple[Any, int]] = []  # (duplicate trial, number of the running original)
+        self.say: Callable[[str], None] = lambda line: None
         self.book = RungBook(self.study, cfg) if cfg.fidelity else None
         self.rung_steps = cfg.fidelity.rungs(cfg.budget.steps) if cfg.fidelity else []
         self._repeats: list[tuple[int, int]] = []  # queued repeat runs
@@ -120,21 +128,30 @@ class Runner:
 
     # -- bookkeeping ---------------------------------------------------------------
     def recover(self) -> int:
-        """Trials left RUNNING by a driver that was killed: FAIL, reason 'interrupted'.
-        They do not count towards n_trials, so a re-run reaches it."""
-        storage, n = self.study._storage, 0
-        for t in self.study.get_trials(deepcopy=False, states=(self.states.RUNNING, self.states.WAITING)):
-            storage.set_trial_user_attr(t._trial_id, "failure", INTERRUPTED)
-            storage.set_trial_state_values(t._trial_id, self.states.FAIL)
-            n += 1
-        return n
+        """Trials left RUNNING by a dead driver (stale heartbeat): FAIL, reason 'interrupted'.
+        They do not count towards n_trials, so a re-run reaches it. Running trials of live
+        drivers (this one or another on the same study) are left alone."""
+        return sum(fail_trial(self.study, tid, INTERRUPTED) for tid in stale_trial_ids(self.study))
 
     def finished(self) -> list:
         done = (self.states.COMPLETE, self.states.PRUNED, self.states.FAIL)
-        return [t for t in self.study.get_trials(deepcopy=False, states=done) if t.user_attrs.get("failure") != INTERRUPTED]
+        return [t for t in self.study.get_trials(deepcopy=False, states=done) if t.user_attrs.get("failure") not in UNCOUNTED]
+
+    def running(self) -> list:
+        """Running trials of live drivers, this one included."""
+        return self.study.get_trials(deepcopy=False, states=(self.states.RUNNING,))
 
     def remaining(self, running: int = 0) -> int:
-        return self.cfg.n_trials - len(self.finished()) - running
+        """Trials still to ask for: n_trials less those finished and those running (any
+        live driver's). `running` is accepted for older callers and not needed."""
+        self.recover()
+        return self.cfg.n_trials - len(self.finished()) - len(self.running())
+
+    def _within_budget(self, trial) -> bool:
+        """Race-free between drivers: numbers are assigned atomically, so a new trial is
+        within n_trials iff fewer counted trials have a smaller number."""
+        counted = [t for t in self.finished() + self.running() if t.number < trial.number]
+        return len(counted) < self.cfg.n_trials
 
     def _completed_by_arch(self) -> dict[str, Any]:
         return {
@@ -144,7 +161,9 @@ class Runner:
         }
 
     def _pending_presets(self) -> list[str]:
-        started = {t.user_attrs.get("preset") for t in self.study.get_trials(deepcopy=False)}
+        """Presets not yet evaluated: one interrupted by a dead driver is tried again."""
+        trials = self.study.get_trials(deepcopy=False)
+        started = {t.user_attrs.get("preset") for t in trials if t.user_attrs.get("failure") not in UNCOUNTED}
         return [p for p in self.cfg.seed_presets if p not in started]
 
     def trial_dir(self, number: int, arch_id: str) -> Path:
@@ -154,11 +173,34 @@ class Runner:
     def next_trial(self, running: int = 0) -> Prepared | None:
         """The next trial that needs training, recording the ones that do not; None when
         the study has all its trials (counting those running)."""
-        while self.remaining(running) > 0:
+        self._settle()
+        while self.remaining() > 0:
             prepared = self._ask()
+            if prepared is self._STOP:
+                break
             if prepared is not None:
                 return prepared
         return self._next_repeat(running)
+
+    _STOP: Any = object()  # _ask found the study full (another driver took the last trial)
+
+    def drain(self) -> None:
+        """Wait for the duplicates this driver holds to be settled by their originals
+        (running under another driver), then return: no trial is left RUNNING."""
+        while self._waiting:
+            self.recover()  # an original whose driver died is failed, which settles its duplicates
+            self._settle()
+            if self._waiting:
+                time.sleep(WAIT_S)
+
+    def abandon(self) -> None:
+        """Stopped (Ctrl-C): duplicates still waiting are recorded as interrupted."""
+        for trial, _ in self._waiting:
+            self._tell_fail(trial, INTERRUPTED)
+        self._waiting = []
+
+    def close(self) -> None:
+        self.heart.close()
 
     def _next_repeat(self, running: int) -> Prepared | None:
         """The next repeat run of a front member (once the study's own trials are done)."""
@@ -173,7 +215,12 @@ class Runner:
         return Prepared(trial, ArchSpec.from_json(trial.user_attrs["spec"]), costs, repeat=(number, index))
 
     def _ask(self) -> Prepared | None:
-        trial = self.study.ask()
+        trial = ask(self.study)
+        trial.set_user_attr("driver", self.driver)
+        self.heart.add(trial_id(trial))
+        if not self._within_budget(trial):
+            self._tell_fail(trial, SURPLUS)
+            return self._STOP
         pending = self._pending_presets()
         try:
             if pending:
@@ -182,8 +229,7 @@ class Runner:
             else:
                 spec = self.cfg.space.to_spec(self.cfg.space.suggest(trial), self.task)
         except SpecError as err:
-            trial.set_user_attr("failure", f"invalid spec: {err}")
-            self.study.tell(trial, state=self.states.FAIL)
+            self._tell_fail(trial, f"invalid spec: {err}")
             return None
         costs = self.cheap_costs(spec)
         for key in ("spec", "arch_id", "summary", "skip", "block"):
@@ -196,17 +242,70 @@ class Runner:
             above = c.high is not None and costs[c.objective] > c.high
             bound = f"<= {_human(c.objective, c.high)}" if above else f">= {_human(c.objective, c.low)}"
             trial.set_user_attr("infeasible", f"{c.objective} = {_human(c.objective, costs[c.objective])}, needs {bound}")
-            self.study.tell(trial, state=self.states.PRUNED)
+            self._tell(trial, state=self.states.PRUNED)
             return None
         earlier = self._completed_by_arch().get(spec.arch_id)
         if earlier is not None:
-            trial.set_user_attr("duplicate_of", earlier.number)
-            for key, value in earlier.user_attrs.items():
-                if key not in trial.user_attrs and key not in ("ray_trial_id",):
-                    trial.set_user_attr(key, value)
-            self.study.tell(trial, earlier.values)
+            self._copy(trial, earlier)
+            return None
+        original = self._running_original(trial, spec.arch_id)
+        if original is not None:  # being trained right now: wait for its result, never train it twice
+            trial.set_user_attr("waiting_for", original)
+            self._waiting.append((trial, original))
             return None
         return Prepared(trial, spec, costs)
+
+    def _running_original(self, trial, arch_id: str) -> int | None:
+        for t in self.running():
+            if t.number != trial.number and t.user_attrs.get("arch_id") == arch_id and "waiting_for" not in t.user_attrs:
+                return t.number
+        return None
+
+    def _copy(self, trial, earlier) -> None:
+        """Record `trial` as a duplicate of the finished `earlier`: its values or its end."""
+        trial.set_user_attr("duplicate_of", earlier.number)
+        for key, value in earlier.user_attrs.items():
+            if key not in trial.user_attrs and key not in OWN_ATTRS:
+                trial.set_user_attr(key, value)
+        if earlier.state == self.states.COMPLETE:
+            self._tell(trial, earlier.values)
+        elif earlier.state == self.states.PRUNED:
+            self._tell(trial, state=self.states.PRUNED)  # stopped at the same rung
+        else:
+            why = earlier.user_attrs.get("failure", "failed")
+            self._tell_fail(trial, f"duplicate of trial {earlier.number}, which failed: {why}")
+
+    def _settle(self) -> None:
+        """Duplicates whose original has finished take its outcome."""
+        if not self._waiting:
+            return
+        by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        still = []
+        for trial, number in self._waiting:
+            original = by_number[number]
+            if original.state == self.states.RUNNING:
+                still.append((trial, number))
+            else:
+                self._copy(trial, original)
+        self._waiting = still
+
+    def _tell(self, trial, values=None, state=None) -> None:
+        """study.tell that survives a trial finished by someone else (a driver that took
+        this one for dead): reported, not fatal."""
+        import optuna
+
+        self.heart.discard(trial_id(trial))
+        try:
+            self.study.tell(trial, values, state=state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.say(f"trial {trial.number} was already finished elsewhere; its result here is dropped")
+
+    def _tell_fail(self, trial, reason: str) -> None:
+        import optuna
+
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            trial.set_user_attr("failure", reason[:2000])
+        self._tell(trial, state=self.states.FAIL)
 
     def cheap_costs(self, spec: ArchSpec) -> dict[str, Any]:
         """Figures known from the spec alone, at the study's reference input size."""
@@ -247,6 +346,15 @@ class Runner:
         return metrics[0] if metrics else self.task.primary
 
     def complete(self, p: Prepared, result: dict[str, Any], ray_trial_id: str | None = None) -> None:
+        import optuna
+
+        try:
+            self._complete(p, result, ray_trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:  # another driver took it for dead
+            self.heart.discard(trial_id(p.trial))
+            self.say(f"trial {p.number} was already finished elsewhere; its result here is dropped")
+
+    def _complete(self, p: Prepared, result: dict[str, Any], ray_trial_id: str | None) -> None:
         if p.repeat is not None:
             return self._complete_repeat(p, result)
         if p.stopped_at is not None or result.get("stopped_at") is not None:
@@ -260,7 +368,8 @@ class Runner:
         values = [float(figures[o.name]) for o in self.cfg.objectives]
         if not all(math.isfinite(v) for v in values):
             return self.fail(p, f"non-finite objective values {values}", ray_trial_id)
-        self.study.tell(p.trial, values)
+        self._tell(p.trial, values)
+        self._settle()
 
     def _stop(self, p: Prepared, result: dict[str, Any], ray_trial_id: str | None) -> None:
         """PRUNED at the rung where fidelity stopped it, with that rung's figures."""
@@ -273,7 +382,8 @@ class Runner:
         p.trial.set_user_attr("steps", step)
         if ray_trial_id:
             p.trial.set_user_attr("ray_trial_id", ray_trial_id)
-        self.study.tell(p.trial, state=self.states.PRUNED)
+        self._tell(p.trial, state=self.states.PRUNED)
+        self._settle()
 
     def _complete_repeat(self, p: Prepared, result: dict[str, Any]) -> None:
         number, index = p.repeat
@@ -289,10 +399,10 @@ class Runner:
             self._repeating.discard(p.repeat)
             record_repeat_failure(self.study, p.repeat, reason)
             return
-        p.trial.set_user_attr("failure", reason[:2000])
         if ray_trial_id:
             p.trial.set_user_attr("ray_trial_id", ray_trial_id)
-        self.study.tell(p.trial, state=self.states.FAIL)
+        self._tell_fail(p.trial, reason)
+        self._settle()
 
     def interrupt(self, p: Prepared) -> None:
         if p.repeat is not None:
@@ -303,6 +413,7 @@ class Runner:
     # -- progress ----------------------------------------------------------------------
     def status(self, running: int = 0) -> str:
         trials = self.finished()
+        running = len(self.running())
         done = sum(t.state == self.states.COMPLETE for t in trials)
         failed = sum(t.state == self.states.FAIL for t in trials)
         infeasible = sum(t.state == self.states.PRUNED and "infeasible" in t.user_attrs for t in trials)

@@ -57,9 +57,16 @@ def run_trial(config: dict[str, Any], task=None, on_rung: Callable[[int, dict], 
     return result
 
 
+OOM_SIGNS = ("out of memory", "can't allocate memory", "defaultcpuallocator", "cannot allocate memory")
+
+
 def _reason(err: BaseException) -> str:
+    """One line naming what went wrong; allocation failures (CPU or GPU) say 'out of memory'."""
+    import torch
+
     name = type(err).__name__
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    if "out of memory" in text.lower() or isinstance(err, MemoryError):
+    oom = isinstance(err, (MemoryError, torch.OutOfMemoryError)) or any(s in text.lower() for s in OOM_SIGNS)
+    if oom:
         return f"out of memory ({name}: {text})"
     return f"{name}: {text}" if text else name

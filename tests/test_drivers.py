@@ -1,0 +1,81 @@
+"""Drivers sharing a study: two at once, a killed one, duplicates sampled concurrently."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from test_search import trials_of, write_study
+
+from skipsearch.search.config import load_study
+from skipsearch.search.study import INTERRUPTED, SURPLUS, Runner
+
+
+def _cmd(path: Path) -> list[str]:
+    return [sys.executable, "-m", "skipsearch.cli", "run", str(path), "--backend", "local"]
+
+
+def _trained(trials) -> list[str]:
+    return [t.user_attrs["arch_id"] for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("duplicate_of") is None]
+
+
+def test_two_drivers_on_one_study_run_to_the_end(tmp_path):
+    # 8 trials over a space of 8 architectures: the drivers sample the same ones and overlap
+    path = write_study(tmp_path, n_trials=8, budget="{steps: 40, batch: 2, size: [32, 32]}")
+    first = subprocess.Popen(_cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while "study 't'" not in first.stderr.readline():  # the study exists: start the second on it
+        assert first.poll() is None, first.stderr.read()
+    second = subprocess.Popen(_cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    out = [p.communicate(timeout=300)[1] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, out
+    assert not any("Traceback" in o for o in out), out
+    trials = trials_of(path)
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    reasons = [t.user_attrs.get("failure") for t in trials if t.state.name == "FAIL"]
+    assert INTERRUPTED not in reasons  # neither took the other's running trial for dead
+    counted = [t for t in trials if t.state.is_finished() and t.user_attrs.get("failure") not in (INTERRUPTED, SURPLUS)]
+    assert len(counted) == 8  # n_trials, not exceeded
+    assert len({t.user_attrs["driver"] for t in trials}) == 2  # both drivers worked on it
+    trained = _trained(trials)
+    assert len(trained) == len(set(trained))  # no architecture trained twice
+
+
+def test_a_duplicate_of_a_running_trial_waits_for_its_result(tmp_path):
+    space = tmp_path / "one.yaml"
+    space.write_text("params:\n  depth: 2\n  width: 8\n  block.type: naf\n")  # one architecture
+    runner = Runner(load_study(write_study(tmp_path, space=space, n_trials=3)))
+    first = runner.next_trial()
+    assert first is not None
+    assert runner.next_trial() is None  # the other two are the same architecture: they wait
+    waiting = [t for t in runner.study.get_trials() if t.state.name == "RUNNING" and "waiting_for" in t.user_attrs]
+    assert len(waiting) == 2
+    result = {"dice": 0.5, "iou": 0.4, "mdice": 0.6, "miou": 0.5, "train_time_s": 1.0, "curve": [[2, 0.5]], "steps": 2}
+    runner.complete(first, result)
+    trials = runner.study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0, 0]
+    assert trials[1].values == trials[2].values == trials[0].values
+    runner.close()
+
+
+def test_a_seed_preset_cut_off_by_kill_9_is_evaluated_on_resume(tmp_path):
+    path = write_study(tmp_path, n_trials=2, seed_presets="[tiny-naf]", budget="{steps: 400, batch: 2, size: [32, 32]}")
+    proc = subprocess.Popen(_cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    while "study 't'" not in proc.stderr.readline():
+        assert proc.poll() is None
+    time.sleep(3)  # inside the preset's training (the first trial)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = trials_of(path)
+    assert [(t.state.name, t.user_attrs.get("preset")) for t in before] == [("RUNNING", "tiny-naf")]
+    path.write_text(path.read_text().replace("steps: 400", "steps: 2"))
+    assert subprocess.run(_cmd(path), capture_output=True, text=True).returncode == 0
+    after = trials_of(path)
+    assert after[0].state.name == "FAIL" and after[0].user_attrs["failure"] == INTERRUPTED
+    presets = [t for t in after if t.user_attrs.get("preset") == "tiny-naf" and t.state.name == "COMPLETE"]
+    assert all(t.user_attrs.get("duplicate_of") is None for t in presets)  # a duplicate is not labelled a preset
+    assert len(presets) == 1 and presets[0].number == 1  # tried again, before any sampled point
