@@ -38,7 +38,7 @@ class UNet(nn.Module):
             self.downs.append(make_down(spec.down, ws[level - 1], ws[level]))
             c = spec.down_channels(level)
         self.middle = make_stage(spec, c, ws[d], spec.mid_blocks, 2**d)
-        self.skip = SKIPS.get(spec.skip.type)(spec)
+        self.skip = SKIPS.get(spec.skip.type).from_spec(spec)
         self.ups = nn.ModuleList()
         self.decoder = nn.ModuleList()
         for level in range(1, d + 1):

@@ -101,7 +101,29 @@ def check_restore_identity(spec: ArchSpec) -> None:
         assert torch.equal(model(x), x), f"{spec.summary()}: restore head is not an exact residual"
 
 
-CHECKS = (check_forward_backward, check_round_trip, check_deterministic, check_skip_memory)
+def check_standalone(spec: ArchSpec) -> None:
+    """The model.py of an export bundle builds the same network: the same state_dict keys
+    and shapes, and with the same (random) weights identical outputs at an odd size."""
+    import types
+
+    from .standalone import bundle_source
+
+    module = types.ModuleType("skipsearch_standalone_check")
+    exec(compile(bundle_source(spec), "model.py", "exec"), module.__dict__)
+    ours, theirs = build_model(spec).eval(), module.build().eval()
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert [(k, v.shape) for k, v in a.items()] == [(k, v.shape) for k, v in b.items()], f"{spec.summary()}: state_dict differs"
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in ours.parameters():  # zero-initialised gates would hide differences
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(1, spec.in_channels, *ODD_SIZE, generator=g)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x)), f"{spec.summary()}: model.py gives other outputs"
+
+
+CHECKS = (check_forward_backward, check_round_trip, check_deterministic, check_skip_memory, check_standalone)
 
 
 def check_skip_design(name: str, blocks: Iterable[str] | None = None, depths=DEPTHS) -> None:
@@ -129,5 +151,6 @@ __all__ = [
     "check_round_trip",
     "check_skip_design",
     "check_skip_memory",
+    "check_standalone",
     "small_spec",
 ]

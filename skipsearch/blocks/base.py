@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 
 
 class BlockFamily:
-    """A family of blocks: defaults, native operators and a builder.
+    """A family of blocks: defaults, native operators and the block's module class.
 
-    Subclasses set the class attributes and implement ``build``. ``changes_channels``
-    says whether a block may map c_in to a different c_out; when it may not (NAFBlock),
-    stages get a 1x1 projection in front instead.
+    Subclasses set the class attributes, ``block`` (the nn.Module class of one block, or
+    ``module`` where a parameter picks a variant) and ``arguments`` (its constructor
+    arguments). ``changes_channels`` says whether a block
+    may map c_in to a different c_out; when it may not (NAFBlock), stages get a 1x1
+    projection in front instead.
     """
 
     name: ClassVar[str]  # set by BLOCKS.register
@@ -32,6 +34,7 @@ class BlockFamily:
     up: ClassVar[str]
     stem: ClassVar[str]
     changes_channels: ClassVar[bool] = True
+    block: ClassVar[type[nn.Module]]  # the module class of one block (see ``module``)
 
     @classmethod
     def validate(cls, spec: ArchSpec) -> None:
@@ -45,10 +48,23 @@ class BlockFamily:
         """Raise SpecError when a block with these params cannot output `width` channels."""
 
     @classmethod
-    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1) -> nn.Module:
-        """One block; `stride` is the level's input pixels per feature pixel (1, 2, 4, ...),
-        for blocks whose behaviour depends on scale (NAF's TLC)."""
+    def arguments(cls, c_in: Any, c_out: Any, params: dict[str, Any], stride: Any = 1) -> dict[str, Any]:
+        """The keyword arguments of ``block`` for one block from c_in to c_out channels;
+        `stride` is the level's input pixels per feature pixel (1, 2, 4, ...), for blocks
+        whose behaviour depends on scale (NAF's TLC). Pass c_in, c_out and stride through
+        unchanged: the standalone export calls this with their names in their place."""
         raise NotImplementedError
+
+    @classmethod
+    def module(cls, params: dict[str, Any]) -> type[nn.Module]:
+        """The module class of a block with these parameters (``block`` unless a parameter
+        picks a variant)."""
+        return cls.block
+
+    @classmethod
+    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1) -> nn.Module:
+        """One block."""
+        return cls.module(params)(**cls.arguments(c_in, c_out, params, stride))
 
 
 BLOCKS: Registry[type[BlockFamily]] = Registry("block family", "block.type")

@@ -53,6 +53,7 @@ class CMRF(BlockFamily):
     test_params = {"n": 2}  # width 8 must be divisible by 2n
     defaults = {"n": 8, "shortcut": True}  # n channel groups = n - 1 depthwise stages
     merge, down, up, stem = "concat", "maxpool", "bicubic", "none"
+    block = CMRFBlock
 
     @classmethod
     def check_width(cls, params: dict[str, Any], width: int, where: str) -> None:
@@ -63,5 +64,5 @@ class CMRF(BlockFamily):
             raise SpecError("block.n", n, f"a value with width divisible by 2n (2n = {2 * n})", f"width {width} at {where}")
 
     @classmethod
-    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1) -> nn.Module:
-        return CMRFBlock(c_in, c_out, params["n"], params["shortcut"])
+    def arguments(cls, c_in: Any, c_out: Any, params: dict[str, Any], stride: Any = 1) -> dict[str, Any]:
+        return {"c_in": c_in, "c_out": c_out, "n": params["n"], "shortcut": params["shortcut"]}

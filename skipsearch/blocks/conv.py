@@ -30,6 +30,7 @@ class Conv(BlockFamily):
     symbol = "square"  # plotly marker on the dashboard
     defaults = {"norm": "none", "dropout": 0.0}
     merge, down, up, stem = "concat", "maxpool", "transposed", "none"
+    block = ConvUnit
 
     @classmethod
     def check_width(cls, params: dict[str, Any], width: int, where: str) -> None:
@@ -39,5 +40,5 @@ class Conv(BlockFamily):
             raise SpecError("block.dropout", params["dropout"], "0 <= dropout < 1")
 
     @classmethod
-    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1) -> nn.Module:
-        return ConvUnit(c_in, c_out, params["norm"], params["dropout"])
+    def arguments(cls, c_in: Any, c_out: Any, params: dict[str, Any], stride: Any = 1) -> dict[str, Any]:
+        return {"c_in": c_in, "c_out": c_out, "norm": params["norm"], "dropout": params["dropout"]}

@@ -54,22 +54,9 @@ class NAFBlock(nn.Module):
 
     Both branches are scaled by learnable per-channel factors that start at zero, so a
     fresh block is the identity. SCA has no sigmoid, as in the official code.
-
-    With ``tlc_train_size`` set, SCA pools locally in eval mode once the feature map exceeds
-    1.5x the one the block saw at that training size (its level's `stride` tells which;
-    see ``tlc_window``); in training mode and below that size it pools globally. The
-    parameters are the same either way.
     """
 
-    def __init__(
-        self,
-        c: int,
-        dw_expand: int = 2,
-        ffn_expand: int = 2,
-        dropout: float = 0.0,
-        tlc_train_size: int | None = None,
-        stride: int = 1,
-    ) -> None:
+    def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
         dw = c * dw_expand
         ffn = c * ffn_expand
@@ -86,18 +73,9 @@ class NAFBlock(nn.Module):
         self.drop2 = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
         self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
-        self.tlc_train_size = tlc_train_size
-        self.stride = stride  # input pixels per feature pixel at this block's level (TLC's window)
-
-    def extra_repr(self) -> str:
-        return f"tlc_train_size={self.tlc_train_size}, stride={self.stride}" if self.tlc_train_size else ""
 
     def attention(self, y: torch.Tensor) -> torch.Tensor:
-        """SCA's per-channel (global) or per-pixel (TLC, local) weights for y."""
-        if self.tlc_train_size and not self.training:
-            window = tlc_window(y.shape[-2], y.shape[-1], self.stride, self.tlc_train_size)
-            if window is not None:
-                return self.sca[1](local_mean(y, *window))
+        """SCA's per-channel weights for y (global average pooling, then a 1x1 conv)."""
         return self.sca(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,6 +84,30 @@ class NAFBlock(nn.Module):
         y = x + self.drop1(self.conv3(y)) * self.beta
         z = self.conv5(self.gate(self.conv4(self.norm2(y))))
         return y + self.drop2(z) * self.gamma
+
+
+class NAFLocalBlock(NAFBlock):
+    """NAFBlock with TLC: in eval mode SCA pools locally once the feature map exceeds 1.5x
+    the one the block saw at the training size `tlc_train_size` (its level's `stride`
+    tells which; see ``tlc_window``); in training mode and below that size it pools
+    globally. The parameters are NAFBlock's."""
+
+    def __init__(
+        self, c: int, dw_expand: int = 2, ffn_expand: int = 2, dropout: float = 0.0, *, tlc_train_size: int, stride: int
+    ) -> None:
+        super().__init__(c, dw_expand, ffn_expand, dropout)
+        self.tlc_train_size = tlc_train_size
+        self.stride = stride  # input pixels per feature pixel at this block's level (TLC's window)
+
+    def extra_repr(self) -> str:
+        return f"tlc_train_size={self.tlc_train_size}, stride={self.stride}"
+
+    def attention(self, y: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            window = tlc_window(y.shape[-2], y.shape[-1], self.stride, self.tlc_train_size)
+            if window is not None:
+                return self.sca[1](local_mean(y, *window))
+        return self.sca(y)
 
 
 @BLOCKS.register("naf")
@@ -135,6 +137,12 @@ class NAF(BlockFamily):
             raise SpecError("block.train_size", params["train_size"], "an integer 8-65536 (the training crop size, for tlc)")
 
     @classmethod
-    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1) -> nn.Module:
-        tlc = params["train_size"] if params["tlc"] else None
-        return NAFBlock(c_out, params["dw_expand"], params["ffn_expand"], params["dropout"], tlc, stride)
+    def module(cls, params: dict[str, Any]) -> type[nn.Module]:
+        return NAFLocalBlock if params["tlc"] else NAFBlock
+
+    @classmethod
+    def arguments(cls, c_in: Any, c_out: Any, params: dict[str, Any], stride: Any = 1) -> dict[str, Any]:
+        args = {"c": c_out, "dw_expand": params["dw_expand"], "ffn_expand": params["ffn_expand"], "dropout": params["dropout"]}
+        if params["tlc"]:  # only TLC looks at the level's stride
+            args.update(tlc_train_size=params["train_size"], stride=stride)
+        return args

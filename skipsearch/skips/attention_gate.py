@@ -49,13 +49,17 @@ class AttentionGateSkip(SkipDesign):
             raise SpecError("skip.reduction", params["reduction"], "an integer 1-64 (F_int = level width / reduction)")
         return resolve_merge(params, spec)
 
-    def __init__(self, spec) -> None:
-        super().__init__(spec)
-        self.merge, self.widths = self.params["merge"], spec.level_widths
-        r = self.params["reduction"]
-        self.gates = nn.ModuleList(
-            AttentionGate(self.widths[i], spec.up_channels(i + 1), max(1, self.widths[i] // r)) for i in range(spec.depth)
-        )
+    @classmethod
+    def arguments(cls, spec, stage, up) -> dict[str, Any]:
+        ups = [spec.up_channels(level) for level in range(1, spec.depth + 1)]
+        widths = list(spec.level_widths[:-1])
+        return {"widths": widths, "up_channels": ups, "reduction": spec.skip["reduction"], "merge": spec.skip["merge"]}
+
+    def __init__(self, widths: list[int], up_channels: list[int], reduction: int, merge: str) -> None:
+        """The gate at level l is driven by the up operator's output there (up_channels[l-1])."""
+        super().__init__()
+        self.merge, self.widths = merge, widths
+        self.gates = nn.ModuleList(AttentionGate(w, up_channels[i], max(1, w // reduction)) for i, w in enumerate(widths))
 
     def push(self, state: State, level: int, feat: torch.Tensor) -> None:
         state[level] = feat

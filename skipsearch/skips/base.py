@@ -8,6 +8,7 @@ really holds is what the design claims. Levels are 1-based, deepest pulled first
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -38,20 +39,34 @@ def area(sizes: Sizes, level: int) -> int:
 
 
 class SkipDesign(nn.Module):
+    """A skip design: an nn.Module whose constructor takes plain numbers (level widths,
+    channels, its parameters), so the standalone export can write the call out, and whose
+    ``arguments`` derives them from a spec."""
+
     name: ClassVar[str]  # set by SKIPS.register
     defaults: ClassVar[dict[str, Any]] = {}
     color: ClassVar[str | None] = None  # dashboard colour; None: derived from the name
     test_params: ClassVar[dict[str, Any]] = {}  # small parameters for quick contract tests
 
-    def __init__(self, spec: ArchSpec) -> None:
-        super().__init__()
-        self.depth = spec.depth
-        self.params = dict(spec.skip.params)
-
     @classmethod
     def resolve(cls, params: dict[str, Any], spec: ArchSpec) -> dict[str, Any]:
         """Validate complete params against the spec; fill derived values (canonical form)."""
         return params
+
+    @classmethod
+    def arguments(cls, spec: ArchSpec, stage: Any, up: Any) -> dict[str, Any]:
+        """The constructor's keyword arguments for `spec`. `stage(c_in, c_out, n, stride)`
+        builds a stage of the spec's blocks and `up(c_in, c_out)` its up operator, for
+        designs with layers of their own; pass them through unchanged (the standalone
+        export calls this with their names in their place)."""
+        return {}
+
+    @classmethod
+    def from_spec(cls, spec: ArchSpec) -> SkipDesign:
+        from ..blocks import make_stage
+        from ..operators import make_up
+
+        return cls(**cls.arguments(spec, functools.partial(make_stage, spec), functools.partial(make_up, spec.up)))
 
     def begin(self) -> State:
         return {}

@@ -14,9 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..blocks import make_stage
 from ..errors import SpecError
-from ..operators import make_up
 from .base import SKIPS, Sizes, SkipDesign, State, Timeline, area, stages
 
 
@@ -31,17 +29,25 @@ class Dense(SkipDesign):
             raise SpecError("skip.node_blocks", params["node_blocks"], "an integer 1-16")
         return params
 
-    def __init__(self, spec) -> None:
-        super().__init__(spec)
-        ws, d, n = spec.level_widths, spec.depth, self.params["node_blocks"]
-        self.widths = ws
+    @classmethod
+    def arguments(cls, spec, stage, up) -> dict[str, Any]:
+        ups = [spec.up_channels(level) for level in range(1, spec.depth + 1)]
+        widths = list(spec.level_widths[:-1])
+        return {"widths": widths, "up_channels": ups, "node_blocks": spec.skip["node_blocks"], "stage": stage, "up": up}
+
+    def __init__(self, widths: list[int], up_channels: list[int], node_blocks: int, stage, up) -> None:
+        """`up_channels[l-1]`: channels of the up operator's output at level l; `stage` and
+        `up` build the nodes' blocks and up operators the network's own way."""
+        super().__init__()
+        ws, d = widths, len(widths)
+        self.depth, self.widths = d, ws
         self.ups = nn.ModuleDict()
         self.nodes = nn.ModuleDict()
         for level in range(1, d):
-            up = spec.up_channels(level)
             for j in range(1, d - level + 1):
-                self.ups[f"{level}_{j}"] = make_up(spec.up, ws[level], ws[level - 1])
-                self.nodes[f"{level}_{j}"] = make_stage(spec, up + j * ws[level - 1], ws[level - 1], n, 2 ** (level - 1))
+                self.ups[f"{level}_{j}"] = up(ws[level], ws[level - 1])
+                c_in = up_channels[level - 1] + j * ws[level - 1]
+                self.nodes[f"{level}_{j}"] = stage(c_in, ws[level - 1], node_blocks, 2 ** (level - 1))
 
     def push(self, state: State, level: int, feat: torch.Tensor) -> None:
         state[level, 0] = feat

@@ -87,19 +87,23 @@ class MsiamIem(SkipDesign):
             raise SpecError("skip.memory", params["memory"], "0 < memory <= 2 (size of the stored map in M_E1)")
         return resolve_merge({**params, "level": level}, spec)
 
-    def __init__(self, spec) -> None:
-        super().__init__(spec)
-        p = self.params
-        ws, d, t = spec.level_widths, spec.depth, p["level"]
-        u = allocate(p["memory"], ws[0], d, t)
-        full = int(sum(u))  # K: E' in channels at full resolution
-        self.merge, self.target = p["merge"], t
-        self.reduced = [int(ui * 4**i) for i, ui in enumerate(u)]
-        self.fused_channels = full * 4 ** (t - 1)
-        self.reduce = nn.ModuleList(nn.Sequential(nn.Conv2d(ws[i], self.reduced[i], 1), resize(i + 1, t)) for i in range(d))
-        self.fuse = nn.Conv2d(self.fused_channels, self.fused_channels, 1)
+    @classmethod
+    def arguments(cls, spec, stage, up) -> dict[str, Any]:
+        p, ws = spec.skip, list(spec.level_widths[:-1])
+        u = allocate(p["memory"], ws[0], spec.depth, p["level"])
+        reduced = [int(ui * 4**i) for i, ui in enumerate(u)]
+        return {"widths": ws, "level": p["level"], "reduced": reduced, "full": int(sum(u)), "merge": p["merge"]}
+
+    def __init__(self, widths: list[int], level: int, reduced: list[int], full: int, merge: str) -> None:
+        """E' lives at encoder `level`; level l keeps reduced[l-1] channels at its own
+        resolution; E' has `full` channels at full resolution (K)."""
+        super().__init__()
+        ws, d, t = widths, len(widths), level
+        self.depth, self.widths, self.merge = d, ws, merge
+        fused = full * 4 ** (t - 1)
+        self.reduce = nn.ModuleList(nn.Sequential(nn.Conv2d(ws[i], reduced[i], 1), resize(i + 1, t)) for i in range(d))
+        self.fuse = nn.Conv2d(fused, fused, 1)
         self.expand = nn.ModuleList(nn.Sequential(resize(t, i + 1), nn.Conv2d(full * 4**i, ws[i], 1)) for i in range(d))
-        self.widths = ws
 
     def push(self, state: State, level: int, feat: torch.Tensor) -> None:
         parts = state.setdefault("parts", [])

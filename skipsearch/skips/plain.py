@@ -14,14 +14,17 @@ class PlainSkip(SkipDesign):
     color = "#1f77b4"  # on the dashboard
     defaults = {"merge": "auto"}  # auto: the block family's own merge
 
-    def __init__(self, spec) -> None:
-        super().__init__(spec)
-        self.merge = self.params["merge"]
-        self.widths = spec.level_widths
+    def __init__(self, widths: list[int], merge: str) -> None:
+        super().__init__()
+        self.widths, self.merge = widths, merge
 
     @classmethod
     def resolve(cls, params: dict[str, Any], spec) -> dict[str, Any]:
         return resolve_merge(params, spec)
+
+    @classmethod
+    def arguments(cls, spec, stage, up) -> dict[str, Any]:
+        return {"widths": list(spec.level_widths[:-1]), "merge": spec.skip["merge"]}
 
     def push(self, state: State, level: int, feat: torch.Tensor) -> None:
         state[level] = feat

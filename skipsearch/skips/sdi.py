@@ -62,10 +62,14 @@ class Sdi(SkipDesign):
             raise SpecError("skip.channels", params["channels"], "an integer 1-4096")
         return resolve_merge(params, spec)
 
-    def __init__(self, spec) -> None:
-        super().__init__(spec)
-        c, d, ws = self.params["channels"], spec.depth, spec.level_widths
-        self.merge, self.widths = self.params["merge"], ws
+    @classmethod
+    def arguments(cls, spec, stage, up) -> dict[str, Any]:
+        return {"widths": list(spec.level_widths[:-1]), "channels": spec.skip["channels"], "merge": spec.skip["merge"]}
+
+    def __init__(self, widths: list[int], channels: int, merge: str) -> None:
+        super().__init__()
+        c, d, ws = channels, len(widths), widths
+        self.merge, self.widths = merge, ws
         self.refine = nn.ModuleList(
             nn.Sequential(ChannelAttention(ws[i]), SpatialAttention(), nn.Conv2d(ws[i], c, 1, bias=False), nn.BatchNorm2d(c))
             for i in range(d)
