@@ -79,3 +79,13 @@ def test_a_seed_preset_cut_off_by_kill_9_is_evaluated_on_resume(tmp_path):
     presets = [t for t in after if t.user_attrs.get("preset") == "tiny-naf" and t.state.name == "COMPLETE"]
     assert all(t.user_attrs.get("duplicate_of") is None for t in presets)  # a duplicate is not labelled a preset
     assert len(presets) == 1 and presets[0].number == 1  # tried again, before any sampled point
+
+
+def test_a_runner_can_be_pickled_for_ray_tune(tmp_path):
+    """Tune pickles its search algorithm, and with it the runner: the copy must not beat."""
+    from ray import cloudpickle
+
+    runner = Runner(load_study(write_study(tmp_path, n_trials=1)))
+    copy = cloudpickle.loads(cloudpickle.dumps(runner))
+    assert copy.heart.stop.is_set() and not copy.heart.ids
+    runner.close()

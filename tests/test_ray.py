@@ -35,7 +35,7 @@ def test_ray_backend_writes_the_same_study_as_local(tmp_path):
     assert run(["run", str(a)]).returncode == 0
     assert run(["run", str(b), "--backend", "local"]).returncode == 0
     ray_summary, trials = summary(a)
-    assert len(ray_summary) == 4 and all(s == "COMPLETE" or s == "PRUNED" or s == "FAIL" for s, _, _ in ray_summary)
+    assert len(ray_summary) == 4 and all(s in ("COMPLETE", "PRUNED") for s, _, _ in ray_summary), ray_summary
     trained = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("duplicate_of") is None]
     assert trained and all(t.user_attrs.get("ray_trial_id") for t in trained)
     # the same sampler seed proposes the same architectures in the same order
@@ -66,3 +66,61 @@ def test_scale_out_with_ray_start_head_and_address(tmp_path):
         assert any(t.user_attrs.get("ray_trial_id") for t in summary(path)[1])
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+
+
+def test_ray_with_fidelity_stops_trials_at_rungs(tmp_path):
+    path = write_study(
+        tmp_path,
+        n_trials=6,
+        concurrency=2,
+        budget="{steps: 8, batch: 2, size: [32, 32]}",
+        fidelity="{type: asha, min_steps: 2, eta: 2}",
+    )
+    proc = run(["run", str(path)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _, trials = summary(path)
+    trained = [t for t in trials if t.user_attrs.get("duplicate_of") is None and "infeasible" not in t.user_attrs]
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trained), [t.user_attrs.get("failure") for t in trained]
+    for t in trained:
+        steps = [s for s, _ in t.user_attrs["curve"]]
+        if t.state.name == "COMPLETE":
+            assert steps == [2, 4, 8] and t.user_attrs["steps"] == 8  # never complete on a partial budget
+        else:
+            assert steps == [2, 4][: t.user_attrs["rung"] + 1]
+
+
+SITE = """
+import os, sys, builtins
+_real = builtins.__import__
+def _hook(name, *a, **k):
+    mod = _real(name, *a, **k)
+    w = sys.modules.get("skipsearch.search.worker")
+    if w is not None and hasattr(w, "run_trial") and not getattr(w, "_patched", False):
+        w._patched, real = True, w.run_trial
+        def run_trial(config, task=None, on_rung=None):
+            if not os.path.exists(os.environ["CRASH_ONCE"]):  # the first trial's worker dies
+                open(os.environ["CRASH_ONCE"], "w").close()
+                os._exit(3)
+            return real(config, task, on_rung)
+        w.run_trial = run_trial
+    return mod
+builtins.__import__ = _hook
+"""
+
+
+def test_a_dead_worker_is_recorded_with_its_cause_and_the_terminal_stays_clean(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITE)  # loaded by every Ray worker: a fault from outside
+    path = write_study(tmp_path, n_trials=3)
+    env = {**ENV, "PYTHONPATH": str(site), "CRASH_ONCE": str(tmp_path / "crashed")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "skipsearch.cli", "run", str(path)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr + proc.stdout and "raylet" not in proc.stderr + proc.stdout
+    _, trials = summary(path)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(failed) == 1 and failed[0].user_attrs["failure"].startswith("the Ray worker process died")
+    assert len([t for t in trials if t.state.name == "COMPLETE"]) == 2  # the study went on
+    assert "ActorDiedError" in (tmp_path / "t" / "ray" / "ray-messages.log").read_text()

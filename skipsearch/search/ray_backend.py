@@ -10,8 +10,12 @@ relays the runner's Pareto-aware decision; a stopped trial is recorded PRUNED.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .study import Prepared, Runner
@@ -19,6 +23,8 @@ from .worker import run_trial, trial_config
 
 RESULT = "skipsearch"  # the key of a trial's whole result in Tune's report (no per-key list to keep)
 RUNG = "skipsearch_rung"  # the key of an intermediate report at a rung
+DIED = "the Ray worker died outside evaluate() (a crash, a kill, or the system running out of memory)"
+LOG = "ray-messages.log"  # Ray's own error output of a run, kept out of the terminal (in out/ray/)
 
 
 def _trainable(config: dict[str, Any]) -> None:
@@ -68,27 +74,33 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
             p = self.live.pop(trial_id, None)
             if p is None:
                 return
-            outcome = (result or {}).get(RESULT)
+            outcome = nested(result or {}, RESULT)
             if p.stopped_at is not None:  # stopped at a rung by the scheduler below
                 runner.complete(p, {"stopped_at": p.stopped_at}, trial_id)
             elif error or not outcome:
-                runner.fail(p, "the Ray worker died or raised (out of memory, killed, or a crash outside evaluate())", trial_id)
+                runner.fail(p, causes.pop(trial_id, DIED), trial_id)
             elif outcome.get("failure"):
                 runner.fail(p, str(outcome["failure"]), trial_id)
             else:
                 runner.complete(p, outcome, trial_id)
             report(runner.status(len(self.live)))
 
+    causes: dict[str, str] = {}  # Tune trial id -> why its worker failed (read before the searcher hears)
+
     class RungScheduler(FIFOScheduler):
-        """Asks the runner at each rung report whether the trial goes on (fidelity)."""
+        """Asks the runner at each rung report whether the trial goes on (fidelity), and
+        reads why a trial's worker failed."""
 
         def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-            rung = result.get(RUNG)
+            rung = nested(result, RUNG)
             p = searcher.live.get(trial.trial_id)
             if rung is None or p is None:
                 return TrialScheduler.CONTINUE
             go = runner.rung(p, int(rung["step"]), rung["metrics"])
             return TrialScheduler.CONTINUE if go else TrialScheduler.STOP
+
+        def on_trial_error(self, tune_controller, trial) -> None:
+            causes[trial.trial_id] = worker_failure(_error_text(trial))
 
     searcher = StudySearcher()
     resources = {"cpu": cfg.cpus, "gpu": cfg.gpus}
@@ -110,10 +122,84 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
         ),
     )
     try:
-        tuner.fit()
+        with _quiet_ray(cfg.out / "ray" / LOG):
+            tuner.fit()
     finally:
         for p in searcher.live.values():  # stopped by Ctrl-C or an error: not complete
             runner.interrupt(p)
         searcher.live.clear()
         if started:
             ray.shutdown()
+
+
+def nested(result: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The dict a worker reported under `key`: Tune hands schedulers and searchers results
+    flattened ("skipsearch/dice"), so it is rebuilt from the keys under its prefix."""
+    if isinstance(result.get(key), dict):
+        return result[key]
+    out: dict[str, Any] = {}
+    prefix = key + "/"
+    for k, v in result.items():
+        if k.startswith(prefix):
+            *path, last = k[len(prefix) :].split("/")
+            node = out
+            for part in path:
+                node = node.setdefault(part, {})
+            node[last] = v
+    return out or None
+
+
+def _error_text(trial) -> str:
+    try:
+        return Path(trial.error_file).read_text(errors="replace") if trial.error_file else ""
+    except OSError:
+        return ""
+
+
+def worker_failure(text: str) -> str:
+    """One line saying why a worker failed, from the error Tune recorded: out of memory when
+    Ray's memory monitor or the system killed it, else the exception and its message."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    joined = " ".join(lines).lower()
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)(\([\w.]+\))?: ", line)]
+    last = errors[-1] if errors else (lines[-1] if lines else "")
+    last = re.sub(r"^ray\.exceptions\.", "", last)[:300]
+    if "outofmemoryerror" in joined or "low on memory" in joined or ("oom killer" in joined and "sigkill" in joined):
+        return f"out of memory: Ray stopped the worker ({last})"
+    if "actordiederror" in joined or "worker process has died" in joined:
+        detail = re.search(r"Worker exit detail: ([^.]*\.)", " ".join(lines))
+        why = f": {detail.group(1)}" if detail else ""
+        return f"the Ray worker process died{why} (a crash, a kill, or the system's out-of-memory killer)"
+    return f"the Ray worker raised outside evaluate(): {last}" if last else DIED
+
+
+@contextlib.contextmanager
+def _quiet_ray(log: Path):
+    """Ray Tune's error logs and the raylet's messages about dead workers go to `log`, not
+    the terminal: each failure is recorded with its cause in the study, and the progress
+    lines stay readable. (Ray offers no switch for the raylet messages; its driver prints
+    them through one module function, replaced here while the run lasts.)"""
+    import ray._private.worker as ray_worker
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    tune_log = logging.getLogger("ray.tune")
+    saved = tune_log.propagate, ray_worker.print_to_stdstream
+
+    def to_log(data, ignore_prefix: bool = False) -> None:
+        if data.get("pid") == "raylet":
+            handler.stream.write("".join(f"raylet: {line}\n" for line in data.get("lines", [])))
+            handler.flush()
+        else:
+            saved[1](data, ignore_prefix)
+
+    tune_log.addHandler(handler)
+    tune_log.propagate = False
+    ray_worker.print_to_stdstream = to_log
+    try:
+        yield
+    finally:
+        tune_log.removeHandler(handler)
+        tune_log.propagate, ray_worker.print_to_stdstream = saved
+        handler.close()

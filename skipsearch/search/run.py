@@ -29,8 +29,11 @@ class RunOutcome:
 
     @property
     def front(self) -> list:
-        """The Pareto-optimal complete trials (Optuna's best_trials)."""
-        return self.study.best_trials if any(t.state.name == "COMPLETE" for t in self.study.trials) else []
+        """The Pareto-optimal complete trials (Optuna's best_trials), each architecture once
+        (a duplicate shares its original's values)."""
+        if not any(t.state.name == "COMPLETE" for t in self.study.trials):
+            return []
+        return [t for t in self.study.best_trials if t.user_attrs.get("duplicate_of") is None]
 
 
 def _stderr(line: str) -> None:

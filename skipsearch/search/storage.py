@@ -142,6 +142,16 @@ class Heartbeat:
     def close(self) -> None:
         self.stop.set()
 
+    def __getstate__(self) -> dict:
+        # Ray Tune pickles its search algorithm (and with it the runner) to save its own
+        # state; a copy must not beat, so it arrives stopped and empty.
+        return {"study": self.study}
+
+    def __setstate__(self, state: dict) -> None:
+        self.study, self.ids = state["study"], set()
+        self.lock, self.stop = threading.Lock(), threading.Event()
+        self.stop.set()
+
     def _run(self) -> None:
         while not self.stop.wait(HEARTBEAT_S):
             with self.lock:

@@ -418,7 +418,7 @@ class Runner:
         failed = sum(t.state == self.states.FAIL for t in trials)
         infeasible = sum(t.state == self.states.PRUNED and "infeasible" in t.user_attrs for t in trials)
         stopped = sum(t.state == self.states.PRUNED and "infeasible" not in t.user_attrs for t in trials)
-        front = self.study.best_trials if done else []
+        front = [t for t in self.study.best_trials if t.user_attrs.get("duplicate_of") is None] if done else []
         parts = [
             f"trials {len(trials)}/{self.cfg.n_trials}: {done} complete, {running} running, "
             f"{failed} failed, {infeasible} infeasible" + (f", {stopped} stopped at a rung" if self.book else ""),
