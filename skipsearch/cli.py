@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,11 +23,21 @@ def _meta_params(spec) -> int:
         return sum(p.numel() for p in build_model(spec).parameters())
 
 
+def _preset(name: str, option: str):
+    """A preset by name; an unknown one is an error naming the option that gave it."""
+    from .presets import preset
+
+    try:
+        return preset(name)
+    except SpecError as err:
+        raise UserError(f"{option}: {err}") from None
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from .presets import describe_preset, list_presets, preset
 
     if args.show:
-        print(preset(args.show).to_json())
+        print(_preset(args.show, "--show").to_json())
         return 0
     rows = []
     for name in list_presets():
@@ -54,11 +65,10 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 def load_spec(args: argparse.Namespace):
     """The spec named by --preset, or read from --spec FILE (or - for standard input)."""
-    from .presets import preset
     from .spec import ArchSpec
 
     if args.preset:
-        return preset(args.preset)
+        return _preset(args.preset, "--preset")
     from .files import read_text
 
     source = "<stdin>" if args.spec == "-" else args.spec
@@ -69,9 +79,13 @@ def load_spec(args: argparse.Namespace):
         raise UserError(f"{source}: {err}") from None
 
 
+def _digits(part: str) -> bool:
+    return re.fullmatch(r"[0-9]{1,12}", part) is not None  # ASCII digits only ('²' is a digit to str.isdigit)
+
+
 def parse_input(text: str) -> tuple[int, int, int]:
     parts = text.lower().split("x")
-    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) != 3 or not all(_digits(p) and int(p) > 0 for p in parts):
         raise UserError(f"--input: {text!r} is not CxHxW; allowed: three positive integers, e.g. 3x256x256")
     c, h, w = (int(p) for p in parts)
     return c, h, w
@@ -107,11 +121,27 @@ def print_profile(name: str, prof) -> None:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from .costs.fit import check_sizes
     from .costs.profile import profile
 
     spec = load_spec(args)
     shape = parse_input(args.input) if args.input else (spec.in_channels, 256, 256)
-    prof = profile(spec, shape, batch=args.batch, dtype=args.dtype, device=args.device)
+    c, h, w = shape
+    source = args.preset or ("<stdin>" if args.spec == "-" else args.spec)
+    what = f"{source}: input {c}x{h}x{w}, batch {args.batch}"
+    if args.batch >= 1:  # a batch below 1 is the library's to refuse
+        check_sizes(spec, args.batch, (h, w), what)
+    try:
+        prof = profile(spec, shape, batch=args.batch, dtype=args.dtype, device=args.device)
+    except OverflowError:  # thop counts in 64-bit integers
+        raise UserError(
+            f"{what}: too large to profile (its counts exceed 64-bit integers); allowed: a smaller size, batch or width"
+        ) from None
+    except UserError as err:  # the library names its arguments (input, batch, ...): here they are options
+        head, _, rest = str(err).partition(": ")
+        if head in ("input", "batch", "dtype", "device"):
+            raise UserError(rest, field=head) from None
+        raise UserError(f"{source}: {err}") from None  # the memory it needs: name the architecture
     if args.json:
         print(json.dumps({"name": args.preset or args.spec, **prof.to_dict()}))
     else:
@@ -120,30 +150,34 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def parse_size(text: str) -> tuple[int, int]:
+    from .train import MAX_SIDE
+
     parts = text.lower().split("x")
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or not all(p.isdigit() and int(p) >= 8 for p in parts):
-        raise UserError(f"--size: {text!r} is not HxW; allowed: one or two integers >= 8, e.g. 64x64")
+    if len(parts) != 2 or not all(_digits(p) and 8 <= int(p) <= MAX_SIDE for p in parts):
+        raise UserError(f"--size: {text!r} is not HxW; allowed: one or two integers >= 8 and <= {MAX_SIDE}, e.g. 64x64")
     return int(parts[0]), int(parts[1])
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .outputs import check_target
-    from .tasks import make_task
-    from .train import Budget, check_budget_fits, evaluate, resolve_device
+    from .search.config import _hint
+    from .tasks import list_tasks, make_task
+    from .train import Budget, check_budget_fits, check_data_fits, evaluate, resolve_device
 
     spec = load_spec(args)
-    options = {"data": args.data} if args.data else {}
+    if args.task not in list_tasks():
+        hint = _hint(args.task, list_tasks())
+        raise UserError(f"--task: unknown task {args.task!r}; allowed: {', '.join(list_tasks())}{hint}")
+    takes_data = [name for name in list_tasks() if name.startswith("folder-")]
+    if args.data is not None and args.task not in takes_data:
+        raise UserError(
+            f"--data: not used by task {args.task}; allowed: --data with {', '.join(sorted(takes_data, reverse=True))}"
+        )
+    options = {"data": args.data} if args.data is not None else {}
     task = make_task(args.task, **options)
     fitted = task.adapt(spec)
-    if fitted != spec:
-        changes = [
-            f"{k} {getattr(spec, k)!r} -> {getattr(fitted, k)!r}"
-            for k in ("in_channels", "out_channels", "head")
-            if getattr(spec, k) != getattr(fitted, k)
-        ]
-        print(f"note: adapted the spec to task {task.name}: {', '.join(changes)}", file=sys.stderr)
     try:
         budget = Budget(
             steps=args.steps, batch=args.batch, size=parse_size(args.size), lr=args.lr, seed=args.seed, device=args.device
@@ -152,9 +186,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(str(err).replace("budget ", "--", 1)) from None
     if args.out:
         check_target(Path(args.out), "training output")  # before the data is even read
-    check_budget_fits(fitted, budget, resolve_device(budget.device))  # before any data is decoded
+    try:
+        check_budget_fits(fitted, budget, resolve_device(budget.device))  # before any data is decoded
+    except UserError as err:
+        if err.field:
+            raise
+        raise UserError(f"{args.preset or ('<stdin>' if args.spec == '-' else args.spec)}: {err}") from None
+    check_data_fits(task, budget)
     if hasattr(task, "check"):
         task.check(budget.size)  # bad files fail here, before anything is trained or written
+    if fitted != spec:  # said once everything is checked: an error stays one line
+        changes = [
+            f"{k} {getattr(spec, k)!r} -> {getattr(fitted, k)!r}"
+            for k in ("in_channels", "out_channels", "head")
+            if getattr(spec, k) != getattr(fitted, k)
+        ]
+        print(f"note: adapted the spec to task {task.name}: {', '.join(changes)}", file=sys.stderr)
     bar = None
     if not args.json and sys.stderr.isatty():
         from tqdm import tqdm
@@ -181,8 +228,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .search.config import MAX_TRIALS
     from .search.run import run_study
 
+    if args.trials is not None and not 1 <= args.trials <= MAX_TRIALS:
+        raise UserError(f"--trials: {args.trials}; allowed: an integer >= 1 and <= {MAX_TRIALS:,} (the study's total)")
     outcome = run_study(args.study, trials=args.trials, backend=args.backend, address=args.address)
     if not outcome.finished:
         return 130
@@ -215,6 +265,8 @@ def cmd_results(args: argparse.Namespace) -> int:
 def _check_out_file(path: Path) -> None:
     if path.is_dir():
         raise UserError(f"--out: {str(path)!r} is a folder; allowed: a file path")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UserError(f"--out: {str(path.parent)!r} is a file; allowed: a file in an existing folder")
     if not path.parent.is_dir():
         raise UserError(f"--out: folder {str(path.parent)!r} does not exist; allowed: a file in an existing folder")
 

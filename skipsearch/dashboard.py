@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .objectives import OBJECTIVES, format_value
 from .results import StudyResults
 
@@ -437,6 +438,13 @@ def write_dashboard(directory: str | Path, refresh: int | None = None, name: str
     r = load_results(directory, name)
     path = Path(directory) / "dashboard.html"
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(build_page(r, refresh), encoding="utf-8")
-    tmp.replace(path)
+    for p in (path, tmp):
+        if p.is_dir():
+            raise UserError(f"{p}: is a folder; allowed: a folder where skipsearch may write dashboard.html (move it away)")
+    try:
+        tmp.write_text(build_page(r, refresh), encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -125,21 +125,28 @@ def export_trial(results, number: int, out: Path, force: bool = False) -> Path:
 
     by_number = {t.number: t for t in results.trials}
     if number not in by_number:
-        raise UserError(f"{number} is not a trial of study {results.name!r} (0..{len(by_number) - 1})", field="trial")
+        raise UserError(f"{number} is not a trial of study {results.name!r}; allowed: 0..{len(by_number) - 1}", field="trial")
     trial = by_number[number]
     attrs = trial.user_attrs
     if trial.state != "COMPLETE":
-        why = attrs.get("failure") or attrs.get("infeasible") or trial.state
-        raise UserError(f"trial {number} is {trial.state}, not complete ({why})", field="trial")
+        why = attrs.get("failure") or attrs.get("infeasible") or "not finished yet"
+        raise UserError(f"trial {number} is {trial.state}, not complete ({why}); allowed: a COMPLETE trial", field="trial")
     source = by_number.get(attrs.get("duplicate_of"), trial) if attrs.get("duplicate_of") is not None else trial
     weights = source.user_attrs.get("weights")
-    if not weights or not Path(weights).exists():
+    if not weights or not Path(weights).is_file():
         raise UserError(f"trial {number} has no weights on disk (expected {weights or 'a weights path'})", field="trial")
-    spec = ArchSpec.from_json(attrs["spec"])
+    spec = _stored_spec(number, attrs)
+    _check_weights(Path(weights), spec)
     final = out / spec.arch_id
     check_target(final, "export bundle", force=force)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.arch_id}-", dir=out))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.arch_id}-", dir=out))
+    except BaseException:
+        if created:
+            out.rmdir()
+        raise
     try:
         shutil.copyfile(weights, tmp / "model.safetensors")
         (tmp / "spec.json").write_text(spec.to_json() + "\n")
@@ -154,14 +161,40 @@ def export_trial(results, number: int, out: Path, force: bool = False) -> Path:
         publish(tmp, final, "export")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a refused export leaves no folder behind
         raise
     return final
+
+
+def _stored_spec(number: int, attrs: dict[str, Any]) -> ArchSpec:
+    from .errors import SpecError
+
+    try:
+        return ArchSpec.from_json(attrs.get("spec") or "")
+    except SpecError as err:
+        raise UserError(f"trial {number}: stored spec: {err}", field="trial") from None
+
+
+def _check_weights(path: Path, spec: ArchSpec) -> None:
+    """The trial's weights are a safetensors file (its header read, nothing loaded)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except Exception as err:  # noqa: BLE001 - safetensors raises SafetensorError, a plain Exception
+        first = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+        raise UserError(f"{path}: not a readable safetensors file ({first}); allowed: the weights of {spec.arch_id}") from None
 
 
 def export_pareto(results, out: Path, force: bool = False) -> list[Path]:
     front = results.front
     if front.empty:
-        raise UserError(f"{results.directory}: study {results.name!r} has no feasible complete trial on a Pareto front yet")
+        raise UserError(
+            f"{results.directory}: study {results.name!r} has no feasible complete trial on a Pareto front yet; "
+            "allowed: a study with at least one (or one trial of it, by number)"
+        )
     by_arch: dict[Any, Any] = {}
     for _, row in front.iterrows():  # one bundle per architecture: its first trial
         by_arch.setdefault(row.get("arch_id"), row)

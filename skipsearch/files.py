@@ -31,6 +31,8 @@ def read_text(path: str | Path, what: str, max_bytes: int = MAX_TEXT_BYTES) -> s
         raise UserError(f"{path}: {what} file not found") from None
     except OSError as err:
         raise UserError(f"{path}: cannot read the {what} file ({err.strerror or err})") from None
+    except ValueError:  # a NUL character: no file can have this name
+        raise UserError(f"{str(path)!r}: not a file name; allowed: a path without NUL characters") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:

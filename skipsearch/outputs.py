@@ -22,6 +22,7 @@ def check_target(path: Path, what: str, force: bool | None = None) -> None:
     skipsearch may be replaced; False: even that is refused (say --force); True: allowed."""
     path = Path(path)
     if not path.exists():
+        _check_creatable(path, what)
         return
     if not path.is_dir():
         raise UserError(f"{path}: is a file; allowed: a folder for the {what} (new, or an earlier skipsearch output)")
@@ -33,6 +34,18 @@ def check_target(path: Path, what: str, force: bool | None = None) -> None:
         return
     if force is not None:
         raise UserError(f"{path}: an earlier {what} is already there; allowed: another folder, or force to replace it")
+
+
+def _check_creatable(path: Path, what: str) -> None:
+    """A folder that does not exist yet can be made: its nearest existing parent is a folder
+    this process may write in (checked now, not after the work that fills it)."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{path}: {parent} is a file; allowed: a folder for the {what} (new, or an earlier skipsearch output)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: cannot create it in {parent} (permission denied); allowed: a folder you may write in")
 
 
 def publish(tmp: Path, final: Path, kind: str) -> None:

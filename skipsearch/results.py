@@ -68,9 +68,11 @@ def find_storage(directory: Path) -> str:
 
 
 def _pick(directory: Path, names: list[str], name: str | None) -> str:
+    if not names:
+        raise UserError(f"{directory}: study.db holds no study; allowed: the output folder of a study that has been run")
     if name is None:
         if len(names) != 1:
-            raise UserError(f"{directory} holds studies {', '.join(names) or '(none)'}; name one", field="study")
+            raise UserError(f"{directory} holds studies {', '.join(names)}; allowed: one of them, by name", field="study")
         return names[0]
     if name not in names:
         raise UserError(f"{directory} has no study {name!r}; allowed: {', '.join(names) or '(none)'}", field="study")

@@ -27,6 +27,9 @@ _ABSENT = object()
 # low enough that building a network on the meta device stays quick.
 MAX_BLOCKS = 64
 MAX_CHANNELS = 4096
+# Widths of the levels (the bottleneck included): far above any real network, low enough
+# that no weight of a level can overflow torch's 64-bit element counts.
+MAX_WIDTH = 2**21
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,13 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     if not ok or value < low or (high is not None and value > high):
         allowed = f"an integer {low}-{high}" if high is not None else f"an integer >= {low}"
         raise SpecError(name, value, allowed)
+    return value
+
+
+def _check_width(name: str, value: Any) -> int:
+    _check_int(name, value, 1)
+    if value > MAX_WIDTH:
+        raise SpecError(name, value, f"an integer >= 1 and <= {MAX_WIDTH}")
     return value
 
 
@@ -104,6 +114,16 @@ def _component(name: str, value: Any) -> tuple[str, dict[str, Any]]:
     raise SpecError(name, value, 'an object with a "type" key, e.g. {"type": "...", ...}')
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (json.loads would keep the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise SpecError(key, value, "each key once", f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     """A U-Net: encoder levels, bottleneck, decoder, skip design and head.
@@ -135,8 +155,15 @@ class ArchSpec:
         _check_int("in_channels", self.in_channels, 1, MAX_CHANNELS)
         _check_int("out_channels", self.out_channels, 1, MAX_CHANNELS)
         _check_int("depth", self.depth, *DEPTH_RANGE)
-        _check_int("width", self.width, 1)
+        _check_width("width", self.width)
         put("widths", self._resolve_widths())
+        if self.widths is None and self.width << self.depth > MAX_WIDTH:
+            raise SpecError(
+                "width",
+                self.width,
+                f"an integer >= 1 and <= {MAX_WIDTH >> self.depth} at depth {self.depth}",
+                f"the bottleneck has width x 2**depth channels, at most {MAX_WIDTH}",
+            )
         put("enc_blocks", _per_level("enc_blocks", self.enc_blocks, self.depth))
         put("dec_blocks", _per_level("dec_blocks", self.dec_blocks, self.depth))
         _check_int("mid_blocks", self.mid_blocks, 0, MAX_BLOCKS)
@@ -149,9 +176,10 @@ class ArchSpec:
         btype, bparams = _component("block", self.block)
         family = BLOCKS.get(btype)
         put("block", Component(btype, tuple(sorted(fill_params("block", bparams, family.defaults).items()))))
-        put("down", _check_choice("down", self.down or family.down, tuple(DOWN.names())))
-        put("up", _check_choice("up", self.up or family.up, tuple(UP.names())))
-        put("stem", _check_choice("stem", self.stem or family.stem, tuple(STEM.names())))
+        for name in ("down", "up", "stem"):  # None: the block family's own
+            given = getattr(self, name)
+            registry = {"down": DOWN, "up": UP, "stem": STEM}[name]
+            put(name, _check_choice(name, getattr(family, name) if given is None else given, tuple(registry.names())))
         family.validate(self)
 
         stype, sparams = _component("skip", self.skip)
@@ -165,7 +193,7 @@ class ArchSpec:
         ws = self.widths
         if not isinstance(ws, list | tuple) or len(ws) != self.depth + 1:
             raise SpecError("widths", ws, f"a list of {self.depth + 1} integers (depth {self.depth} levels + bottleneck)")
-        ws = tuple(_check_int(f"widths[{i}]", w, 1) for i, w in enumerate(ws))
+        ws = tuple(_check_width(f"widths[{i}]", w) for i, w in enumerate(ws))
         if ws[0] != self.width:
             raise SpecError("width", self.width, f"{ws[0]} (= widths[0])", "width and widths disagree")
         return None if ws == self._doubling() else ws  # canonical: None means doubling
@@ -250,9 +278,11 @@ class ArchSpec:
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as err:
             raise SpecError("<spec>", text[:40], "valid JSON", str(err)) from None
+        except RecursionError:
+            raise SpecError("<spec>", text[:40], "valid JSON", "nested too deeply") from None
         return cls.from_dict(data)
 
     @property

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .costs.fit import check_fits, training_bytes
+from .costs.fit import available_bytes, check_fits, check_sizes, training_bytes
 from .errors import TrainingError, UserError
 from .model import build_model
 from .outputs import check_target, publish
@@ -30,8 +30,8 @@ from .spec import ArchSpec
 from .tasks import Task, make_task
 
 
-def _int(low: int) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+def _int(low: int, high: int | None = None) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low and (high is None or v <= high)
 
 
 def _number(low: float, strict: bool = True, none: bool = False) -> Callable[[Any], bool]:
@@ -49,23 +49,29 @@ def _pair(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(ok(x) for x in v)
 
 
+# Sanity bounds: far beyond any real training run, low enough that nothing overflows
+MAX_STEPS = 10**8
+MAX_BATCH = 2**16
+MAX_SIDE = 16384  # pixels per side of a training crop (the largest reference input too)
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64 bits
+
 _DEVICE = lambda v: isinstance(v, str) and (v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v) is not None)  # noqa: E731
 _BUDGET_CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("steps", _int(1), "an integer >= 1"),
+    ("steps", _int(1, MAX_STEPS), f"an integer >= 1 and <= {MAX_STEPS:,}"),
     ("seconds", _number(0, none=True), "a positive number of seconds"),
-    ("batch", _int(1), "an integer >= 1"),
-    ("size", _pair(_int(8)), "two integers >= 8 (H, W)"),
+    ("batch", _int(1, MAX_BATCH), f"an integer >= 1 and <= {MAX_BATCH:,}"),
+    ("size", _pair(_int(8, MAX_SIDE)), f"two integers >= 8 and <= {MAX_SIDE} (H, W)"),
     ("lr", _number(0), "a positive number"),
     ("optimizer", lambda v: v in ("adamw", "adam"), "adamw, adam"),
     ("weight_decay", _number(0, strict=False), "a number >= 0"),
     ("betas", lambda v: v is None or _pair(lambda b: _number(0, strict=False)(b) and b < 1)(v), "two numbers in [0, 1)"),
     ("grad_clip", _number(0, none=True), "a positive number, or null for no clipping"),
     ("min_lr", _number(0, strict=False), "a number >= 0"),
-    ("seed", _int(0), "an integer >= 0"),
+    ("seed", _int(0, MAX_SEED), "an integer >= 0 and < 2**63"),
     ("device", _DEVICE, "auto, cpu, cuda, cuda:N"),
     ("amp", lambda v: isinstance(v, bool), "true, false"),
     ("channels_last", lambda v: isinstance(v, bool), "true, false"),
-    ("val_batch", _int(1), "an integer >= 1"),
+    ("val_batch", _int(1, MAX_BATCH), f"an integer >= 1 and <= {MAX_BATCH:,}"),
 ]
 
 
@@ -93,8 +99,9 @@ class Budget:
 
     def __post_init__(self) -> None:
         for name, ok, allowed in _BUDGET_CHECKS:
-            if not ok(getattr(self, name)):
-                raise UserError(f"budget {name}: {getattr(self, name)!r} is invalid; allowed: {allowed}")
+            value = getattr(self, name)
+            if not ok(value):
+                raise UserError(f"budget {name}: {value!r} is invalid; allowed: {allowed}{_text_number(value)}")
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
         if self.betas is not None:
             object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -103,11 +110,22 @@ class Budget:
         return asdict(self)
 
 
+def _text_number(value: Any) -> str:
+    """A hint for a number written so that YAML reads it as text (1e-3 needs a dot: 1.0e-3)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return f" (YAML reads {value} as text; write it with a dot and a signed exponent, e.g. 1.0e-3)"
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r}: no CUDA GPU is available here; allowed: cpu, auto")
+        raise UserError(f"{name!r}: no CUDA GPU is available here; allowed: cpu, auto", field="device")
     return torch.device(name)
 
 
@@ -167,7 +185,22 @@ def check_budget_fits(spec: ArchSpec, budget: Budget, device: torch.device) -> N
     """Refuse a budget whose training step cannot fit in the device's memory (predicted on
     the meta device, before any data or weights are allocated)."""
     h, w = budget.size
-    check_fits(training_bytes(spec, budget.batch, budget.size), device, f"budget size {h}x{w}, batch {budget.batch}")
+    what = f"budget size {h}x{w}, batch {budget.batch}"
+    check_sizes(spec, budget.batch, budget.size, what)
+    check_fits(training_bytes(spec, budget.batch, budget.size), device, what)
+
+
+def check_data_fits(task: Task, budget: Budget) -> None:
+    """Refuse a task whose data, decoded into memory at the training size (tasks keep their
+    whole training and validation sets there), would not fit in this machine's memory."""
+    footprint = task.data_footprint(tuple(budget.size))
+    have = available_bytes("cpu")
+    if footprint is not None and have is not None and footprint[0] > have:
+        (needed, what), (h, w) = footprint, budget.size
+        raise UserError(
+            f"budget size {h}x{w}: the task's data needs about {needed / 2**30:,.2f} GiB in memory ({what}), "
+            f"{have / 2**30:,.2f} GiB is available; allowed: a smaller size or fewer images"
+        )
 
 
 Progress = Callable[[int, int, float], None]
@@ -211,6 +244,7 @@ def evaluate(
         raise UserError(f"{why} (task.adapt(spec) gives one that fits)")
     device = resolve_device(budget.device)
     check_budget_fits(spec, budget, device)
+    check_data_fits(task, budget)
     run = _Run(spec, task, budget, device)
     stopped = run.train(set(r for r in rungs if 0 < r < budget.steps), on_rung, progress)
     result = run.finish(stopped)

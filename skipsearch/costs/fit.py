@@ -16,6 +16,9 @@ from ..errors import UserError
 from ..spec import ArchSpec
 
 ADAM_STATES = 2  # AdamW keeps two moments per parameter
+# Elements of the largest tensor a request may make: torch counts storage in signed 64-bit
+# bytes, so even the meta device fails (RuntimeError, OverflowError) far beyond this.
+MAX_ELEMENTS = 2**56
 
 
 def available_bytes(device: str | torch.device) -> int | None:
@@ -65,6 +68,26 @@ def training_bytes(spec: ArchSpec, batch: int, size: tuple[int, int]) -> int:
         saved = mode.peak
         del y
     return saved + x.nbytes + (2 + ADAM_STATES) * param_bytes(spec)
+
+
+def largest_tensor(spec: ArchSpec, batch: int, size: tuple[int, int]) -> int:
+    """An upper bound on the elements of any activation of `spec` at batch x size: every
+    level at the padded full resolution, with four times all the channels of the network."""
+    m = spec.multiple
+    h, w = (-(-int(s) // m) * m for s in size)
+    channels = 4 * (sum(spec.level_widths) + spec.in_channels + spec.out_channels)
+    return int(batch) * h * w * channels
+
+
+def check_sizes(spec: ArchSpec, batch: int, size: tuple[int, int], what: str) -> None:
+    """UserError for a request whose tensors could not even be described (sizes beyond
+    64-bit counts), before any model or tensor is made on any device."""
+    n = largest_tensor(spec, batch, size)
+    if n > MAX_ELEMENTS:
+        raise UserError(
+            f"{what}: too large to profile or train (tensors of up to about {n:.3g} elements, "
+            f"at most {MAX_ELEMENTS:.3g}); allowed: a smaller size, batch or width"
+        )
 
 
 def check_fits(needed: int, device: str | torch.device, what: str) -> None:

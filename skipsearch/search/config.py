@@ -34,6 +34,7 @@ from ..objectives import OBJECTIVES, known_before_training
 from ..tasks import Task, list_tasks, make_task
 from ..train import Budget
 from .fidelity import Fidelity
+from .identity import sqlite_path
 from .repeats import Repeats
 from .space import SearchSpace
 
@@ -69,10 +70,14 @@ SUFFIXES = {
 AMOUNT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_REFERENCE_SIDE = 16384
+MAX_TRIALS = 1_000_000  # far beyond any study; a larger number is a typo
+MAX_SEED = 2**32 - 1  # Optuna's samplers seed NumPy's RandomState
 
 
 def _hint(word: Any, options) -> str:
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1)
+    options = [str(o) for o in options]
+    same_case = [o for o in options if o.lower() == str(word).lower()]
+    close = same_case or difflib.get_close_matches(str(word), options, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -85,16 +90,20 @@ def is_number(value: Any) -> bool:
 
 
 def parse_amount(where: str, value: Any, unit: str) -> float:
-    """A finite number, or a string with a unit of `unit`'s kind: '2 MiB', '1.5M', '300K'."""
+    """A finite number >= 0, or a string with a unit of `unit`'s kind: '2 MiB', '1.5M', '300K'
+    (every figure a bound applies to is a size, a count or a time)."""
     suffixes = SUFFIXES.get(unit, {"": 1})
     allowed = ", ".join(u for u in suffixes if u)
     what = f"a number or one with a unit ({allowed}; case exact)" if allowed else "a number"
     if is_number(value):
+        if value < 0:
+            raise UserError(f"{where}: {value!r}; allowed: a number >= 0 (a size, a count or a time)")
         return float(value)
     m = re.fullmatch(AMOUNT, value) if isinstance(value, str) else None
-    if not m or m.group(2) not in suffixes:
-        raise UserError(f"{where}: {value!r} is not an amount; allowed: {what}")
-    return float(m.group(1)) * suffixes[m.group(2)]
+    amount = float(m.group(1)) * suffixes[m.group(2)] if m and m.group(2) in suffixes else math.nan
+    if not math.isfinite(amount):  # 1e400 or 1e308 GiB is not a bound either
+        raise UserError(f"{where}: {value!r} is not an amount; allowed: {what}, finite")
+    return amount
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,8 @@ class StudyConfig:
     table: Path | None = None  # a tabular benchmark file, for the tabular backend
 
     def make_task(self) -> Task:
-        return make_task(self.task_name, **self.task_options)
+        checked = _CHECKED.get(_task_key(self.task_name, self.task_options))
+        return checked if checked is not None else make_task(self.task_name, **self.task_options)
 
     @property
     def metric_names(self) -> list[str]:
@@ -172,6 +182,8 @@ class _Reader:
     def rel(self, field: str, value: Any) -> Path:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(field, f"{value!r}; allowed: a path (relative to the study file)")
+        if "\0" in value:
+            raise self.fail(field, f"{value!r}; allowed: a path without NUL characters")
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.here / p
 
@@ -183,10 +195,11 @@ class _Reader:
             raise self.fail(field, f"{value!r}; allowed: a mapping of fields")
         return value
 
-    def integer(self, field: str, default: int, low: int) -> int:
+    def integer(self, field: str, default: int, low: int, high: int | None = None) -> int:
         value = self.data.get(field, default)
-        if not is_int(value) or value < low:
-            raise self.fail(field, f"{value!r}; allowed: an integer >= {low}")
+        if not is_int(value) or value < low or (high is not None and value > high):
+            allowed = f"an integer >= {low} and <= {high:,}" if high is not None else f"an integer >= {low}"
+            raise self.fail(field, f"{value!r}; allowed: {allowed}")
         return value
 
     # -- the fields -----------------------------------------------------------------
@@ -218,8 +231,9 @@ class _Reader:
     def space(self) -> SearchSpace:
         if "space" not in self.data:
             raise self.fail("space", "missing; give a search space file, e.g. ../search_spaces/tiny.yaml")
+        path = self.rel("space", self.data["space"])
         try:
-            return SearchSpace.load(self.rel("space", self.data["space"]))
+            return SearchSpace.load(path)
         except UserError as err:
             raise self.fail("space", str(err)) from None
 
@@ -265,7 +279,7 @@ class _Reader:
         bound = lambda key: parse_amount(f"{self.path}: constraints.{name}.{key}", raw[key], unit) if key in raw else None  # noqa: E731
         low, high = bound("min"), bound("max")
         if low is None and high is None:
-            raise self.fail(f"constraints.{name}", "give max and/or min")
+            raise self.fail(f"constraints.{name}", "no bound; allowed: max and/or min")
         if low is not None and high is not None and low > high:
             raise self.fail(f"constraints.{name}", f"min {low:g} > max {high:g}; allowed: min <= max")
         return Constraint(name, low, high)
@@ -297,9 +311,12 @@ class _Reader:
             if key not in allowed:
                 raise self.fail(f"budget.{key}", f"unknown field{_hint(key, allowed)}; allowed: {', '.join(allowed)}")
         try:
-            return Budget(**raw)
+            budget = Budget(**raw)
         except UserError as err:
             raise UserError(f"{self.path}: {err}") from None
+        if "min_lr" in raw and budget.min_lr > budget.lr:  # the schedule would rise to min_lr
+            raise self.fail("budget min_lr", f"{budget.min_lr!r} is invalid; allowed: a number >= 0 and <= lr ({budget.lr:g})")
+        return budget
 
     def resources(self) -> tuple[float, float]:
         raw = self.mapping("resources")
@@ -332,8 +349,8 @@ class _Reader:
 
     def seed(self) -> int:
         value = self.data.get("seed", 0)
-        if not is_int(value):
-            raise self.fail("seed", f"{value!r}; allowed: an integer")
+        if not is_int(value) or not 0 <= value <= MAX_SEED:
+            raise self.fail("seed", f"{value!r}; allowed: an integer 0-{MAX_SEED}")
         return value
 
     def seed_presets(self) -> list[str]:
@@ -352,6 +369,11 @@ class _Reader:
         out = self.rel("out", self.data["out"]) if self.data.get("out") is not None else self.here / name
         if out.exists() and not out.is_dir():
             raise self.fail("out", f"{str(out)!r} is a file; allowed: a folder (created if missing)")
+        parent = out
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise self.fail("out", f"{str(out)!r}: {parent} is a file; allowed: a folder (created if missing)")
         return out
 
     def storage(self, out: Path) -> str:
@@ -360,8 +382,23 @@ class _Reader:
             return f"sqlite:///{(out / 'study.db').resolve()}"
         if raw == "memory://":
             return raw  # in-memory: nothing kept (benchmarks)
-        if not isinstance(raw, str) or not re.fullmatch(r"[a-z][a-z0-9+]*://.+", raw):
-            raise self.fail("storage", f"{raw!r}; allowed: a database URL, e.g. sqlite:///path/study.db or postgresql://host/db")
+        example = "a database URL, e.g. sqlite:///path/study.db or postgresql://host/db"
+        if not isinstance(raw, str) or "\0" in raw or not re.fullmatch(r"[a-z][a-z0-9+]*://.+", raw):
+            raise self.fail("storage", f"{raw!r}; allowed: {example}")
+        db = sqlite_path(raw)
+        if raw.startswith("sqlite:") and db is not None:
+            if db.is_dir():
+                raise self.fail("storage", f"{raw!r}: {db} is a folder; allowed: a database file (new or an Optuna study)")
+            folder = db.parent.resolve()
+            if not folder.is_dir() and folder != out.resolve():
+                raise self.fail("storage", f"{raw!r}: folder {db.parent} does not exist; allowed: a file in an existing folder")
+            return raw
+        try:  # the database's driver, before anything is created (sqlalchemy ships with Optuna)
+            from sqlalchemy.engine import make_url
+
+            make_url(raw).get_dialect().import_dbapi()
+        except Exception as err:  # noqa: BLE001 - ArgumentError, NoSuchModuleError, ImportError, ...
+            raise self.fail("storage", f"{raw!r}: cannot use this database ({_first_line(err)}); allowed: {example}") from None
         return raw
 
     def fidelity(self, budget: Budget) -> Fidelity | None:
@@ -369,8 +406,9 @@ class _Reader:
         if raw is None:
             return None
         allowed = "{type: asha, min_steps: M, eta: E}"
-        if not isinstance(raw, dict) or set(raw) - {"type", "min_steps", "eta"}:
+        if not isinstance(raw, dict):
             raise self.fail("fidelity", f"{raw!r}; allowed: {allowed}")
+        self._known_keys("fidelity", raw, ("type", "min_steps", "eta"))
         if raw.get("type", "asha") != "asha":
             raise self.fail("fidelity.type", f"{raw.get('type')!r}; allowed: asha")
         m, eta = raw.get("min_steps"), raw.get("eta", 3)
@@ -384,14 +422,21 @@ class _Reader:
         raw = self.data.get("repeats")
         if raw is None:
             return None
-        if not isinstance(raw, dict) or set(raw) - {"seeds", "top"}:
+        if not isinstance(raw, dict):
             raise self.fail("repeats", f"{raw!r}; allowed: {{seeds: S, top: K}}")
+        self._known_keys("repeats", raw, ("seeds", "top"))
         seeds, top = raw.get("seeds", 3), raw.get("top", 8)
         if not is_int(seeds) or seeds < 1:
             raise self.fail("repeats.seeds", f"{seeds!r}; allowed: an integer >= 1 (evaluations per front member)")
         if not is_int(top) or top < 1:
             raise self.fail("repeats.top", f"{top!r}; allowed: an integer >= 1 (front members repeated)")
         return Repeats(seeds, top)
+
+    def _known_keys(self, field: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> None:
+        for key in raw:
+            if key not in allowed:
+                hint = _hint(key, allowed)
+                raise self.fail(f"{field}.{key}", f"unknown field{hint}; allowed: {', '.join(allowed)}")
 
     def description(self) -> str:
         value = self.data.get("description", "")
@@ -405,7 +450,8 @@ def load_study(path: str | Path) -> StudyConfig:
     path = Path(path)
     data = read_yaml(path, "study")
     if not isinstance(data, dict):
-        raise UserError(f"{path}: a study file is a mapping of fields ({', '.join(FIELDS)})")
+        got = "nothing" if data is None else f"a {type(data).__name__}"
+        raise UserError(f"{path}: holds {got}, but a study file is a mapping of fields; allowed: {', '.join(FIELDS)}")
     for key in data:
         if key not in FIELDS:
             raise UserError(f"{path}: unknown field {key!r}{_hint(key, FIELDS)}; allowed: {', '.join(FIELDS)}")
@@ -425,7 +471,7 @@ def load_study(path: str | Path) -> StudyConfig:
         objectives=r.objectives(task),
         constraints=r.constraints(),
         sampler=r.sampler(),
-        n_trials=r.integer("n_trials", 12, 1),
+        n_trials=r.integer("n_trials", 12, 1, MAX_TRIALS),
         budget=budget,
         reference_input=r.reference_input(task),
         cpus=cpus,
@@ -441,7 +487,39 @@ def load_study(path: str | Path) -> StudyConfig:
         table=r.rel("table", data["table"]) if data.get("table") is not None else None,
     )
     _probe(cfg, task)
+    _check_data(cfg, task)
     return cfg
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
+
+
+_CHECKED: dict[str, Task] = {}  # the task of the last study whose data was decoded and checked
+
+
+def _check_data(cfg: StudyConfig, task: Task) -> None:
+    """Refuse data that cannot be trained on before the stored study is touched: data that
+    would not fit in memory at the budget's size, and (for folder datasets) files that do
+    not decode or masks that break the value rule. The checked task (its decoded data) is
+    kept, so the run that follows does not decode everything again."""
+    from ..train import check_data_fits
+
+    try:
+        check_data_fits(task, cfg.budget)
+        if hasattr(task, "check"):
+            task.check(cfg.budget.size)
+    except UserError as err:
+        raise UserError(f"{cfg.path}: task: {err}") from None
+    _CHECKED.clear()
+    _CHECKED[_task_key(cfg.task_name, cfg.task_options)] = task
+
+
+def _task_key(name: str, options: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps([name, options], sort_keys=True, default=str)
 
 
 def _probe(cfg: StudyConfig, task: Task) -> None:

@@ -85,7 +85,23 @@ def _parse_dim(where: str, name: str, raw: Any, earlier: dict[str, Dim]) -> Dim:
     when = _parse_when(field, name, raw.get("when"), earlier)
     if kinds[0] == "choice":
         return Dim(name, "choice", _parse_choices(field, name, raw), when=when)
+    if kinds[0] == "float" and _integer_field(name):
+        raise UserError(f"{field}.float: {name} takes integers; allowed: int or choice")
     return _parse_range(field, name, kinds[0], raw, when)
+
+
+def _integer_field(name: str) -> bool:
+    """Whether every value of ArchSpec field `name` (or of a block / skip parameter of that
+    name, in every design that has it) is an integer: a float range can only fail there."""
+    head, _, tail = name.partition(".")
+    if not tail:
+        default = ArchSpec.__dataclass_fields__[name].default
+        return name in ("depth", "width", "in_channels", "out_channels", "mid_blocks", "enc_blocks", "dec_blocks") or (
+            isinstance(default, int) and not isinstance(default, bool)
+        )
+    registry = BLOCKS if head == "block" else SKIPS
+    defaults = [registry.get(n).defaults[tail] for n in registry.names() if tail in registry.get(n).defaults]
+    return bool(defaults) and all(isinstance(d, int) and not isinstance(d, bool) for d in defaults)
 
 
 def _check_fixed(field: str, name: str, value: Any) -> None:
@@ -114,6 +130,11 @@ def _parse_when(field: str, name: str, raw: Any, earlier: dict[str, Dim]) -> tup
                 raise UserError(
                     f"{field}.when: {cond} = {missing[0]!r} never happens; allowed: {', '.join(map(str, dim.values))}"
                 )
+        else:  # a range: a value outside it (or not a number) never happens either
+            number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
+            missing = [v for v in values if not (number(v) and dim.low <= v <= dim.high)]
+            if missing:
+                raise UserError(f"{field}.when: {cond} = {missing[0]!r} never happens; allowed: {dim.low}-{dim.high}")
         when.append((cond, values))
     return tuple(when)
 
@@ -181,6 +202,8 @@ class SearchSpace:
         name = data.get("name", default_name)
         if not isinstance(name, str) or not name:
             raise UserError(f"{where}: name: {name!r}; allowed: text")
+        if not isinstance(data.get("description", ""), str):
+            raise UserError(f"{where}: description: {data['description']!r}; allowed: text")
         known = _known_names()
         dims: dict[str, Dim] = {}
         for dim_name, raw in data["params"].items():

@@ -68,6 +68,17 @@ class Task:
     def val_set(self, size: tuple[int, int]) -> Batch:
         raise NotImplementedError
 
+    def data_footprint(self, size: tuple[int, int]) -> tuple[int, str] | None:
+        """Bytes the decoded data takes in memory at `size`, and what it is (e.g. "1000
+        training + 200 validation images"); None when small or unknown."""
+        return None
+
+    def _pairs_bytes(self, n: int, size: tuple[int, int]) -> int:
+        """n decoded examples at `size`: float32 images plus int64 labels (or float32 targets)."""
+        h, w = size
+        target = 3 * 4 if self.kind == "restore" else 8
+        return n * h * w * (self.in_channels * 4 + target)
+
     # -- objective ------------------------------------------------------------------------
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.kind == "restore":

@@ -35,20 +35,31 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def _root(data: Any) -> Path:
-    if not isinstance(data, str | Path) or not str(data):
+    if not isinstance(data, str | Path) or not str(data) or "\0" in str(data):
         raise UserError(f"task option data: {data!r}; allowed: a dataset folder")
     root = Path(data)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root}: is a file; allowed: a dataset folder")
     if not root.is_dir():
         raise UserError(f"{root}: dataset folder not found")
     return root
 
 
-def _files(folder: Path) -> dict[str, Path]:
+def _files(folder: Path, what: str) -> dict[str, Path]:
+    """The images of `folder` by stem; `what` says what the folder holds, for messages."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: is a file; allowed: a folder of {what}")
     if not folder.is_dir():
-        raise UserError(f"{folder}: folder not found")
-    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
+        raise UserError(f"{folder}: folder not found; allowed: a folder of {what}")
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in IMAGE_EXTS:
+            continue
+        if p.stem in files:
+            raise UserError(f"{folder}: {files[p.stem].name} and {p.name} share the name {p.stem!r}; allowed: one image per name")
+        files[p.stem] = p
     if not files:
-        raise UserError(f"{folder}: no images ({', '.join(IMAGE_EXTS)})")
+        raise UserError(f"{folder}: no images ({', '.join(IMAGE_EXTS)}); allowed: a folder of {what}")
     return files
 
 
@@ -87,17 +98,20 @@ def _split(stems: list[str], val_fraction: float, split: str | None, seed: int, 
         wanted = [s.strip() for s in read_text(path, "split").splitlines() if s.strip()]
         unknown = [s for s in wanted if s not in stems]
         if unknown:
-            raise UserError(f"{path}: stem {unknown[0]!r} is not an image of {root}")
+            raise UserError(f"{path}: stem {unknown[0]!r} is not an image of {root}; allowed: the names of its images")
         val = [s for s in stems if s in set(wanted)]
+        where = f"{path}: the split file"
     else:
         if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0 < val_fraction < 1:
             raise UserError(f"task option val_fraction: {val_fraction!r}; allowed: 0 < val_fraction < 1")
         order = np.random.default_rng(seed).permutation(len(stems))
         n_val = max(1, round(val_fraction * len(stems)))
         val = sorted(stems[i] for i in order[:n_val])
+        where = f"{root}: val_fraction {val_fraction:g} of {len(stems)} image(s)"
     train = [s for s in stems if s not in set(val)]
     if not train or not val:
-        raise UserError(f"{root}: the split leaves no {'training' if not train else 'validation'} images")
+        missing = "training" if not train else "validation"
+        raise UserError(f"{where}: the split leaves no {missing} images; allowed: at least one image on each side")
     return train, val
 
 
@@ -140,7 +154,8 @@ class FolderSeg(Task):
             raise UserError("task folder-seg: option data is required (a folder with images/ and masks/)")
         classes = check_int(self.name, "classes", classes, 2)  # background included
         self.root, self.num_classes, self.seed = _root(data), classes, check_int(self.name, "seed", seed, 0)
-        images, masks = _files(self.root / "images"), _files(self.root / "masks")
+        images = _files(self.root / "images", "images")
+        masks = _files(self.root / "masks", "masks beside images/")
         self.pairs: dict[str, tuple[Path, Path]] = {}
         for stem, img in images.items():
             mask = masks.get(stem) or masks.get(f"{stem}_segmentation")
@@ -160,6 +175,10 @@ class FolderSeg(Task):
             xs.append(_resize(img, size, nearest=False) / 255.0)
             ys.append(_resize(mask_labels(mask, self.num_classes, mask_path), size, nearest=True)[0].long())
         return torch.stack(xs).clamp_(0, 1), torch.stack(ys)
+
+    def data_footprint(self, size: tuple[int, int]) -> tuple[int, str]:
+        n = len(self.pairs)
+        return self._pairs_bytes(n, size), f"{len(self.train_stems)} training + {len(self.val_stems)} validation images"
 
     def check(self, size: tuple[int, int]) -> None:
         """Decode everything now, so bad files fail before training starts."""
@@ -184,16 +203,19 @@ class FolderRestore(Task):
         if data is None:
             raise UserError("task folder-restore: option data is required (a folder with input/ and target/)")
         self.root, self.seed = _root(data), check_int(self.name, "seed", seed, 0)
-        inputs, targets = _files(self.root / "input"), _files(self.root / "target")
+        self.sizes: dict[str, tuple[int, int]] = {}
+        inputs = _files(self.root / "input", "input images")
+        targets = _files(self.root / "target", "target images beside input/")
         self.pairs: dict[str, tuple[Path, Path]] = {}
         for stem, inp in inputs.items():
             tgt = targets.get(stem)
             if tgt is None:
                 raise UserError(f"{inp}: no target image for this input (looked for target/{stem}.*)")
-            if _size(inp) != _size(tgt):
-                (a, b), (c, d) = _size(inp), _size(tgt)
+            (a, b), (c, d) = _size(inp), _size(tgt)
+            if (a, b) != (c, d):
                 raise UserError(f"{tgt}: target is {c}x{d}, its input {a}x{b}; the two images of a pair must have the same size")
             self.pairs[stem] = (inp, tgt)
+            self.sizes[stem] = (b, a)  # H, W
         self.train_stems, self.val_stems = _split(sorted(self.pairs), val_fraction, split, seed, self.root)
 
     @functools.lru_cache(maxsize=2)  # noqa: B019
@@ -206,6 +228,13 @@ class FolderRestore(Task):
             new = (max(size[0], round(h * scale)), max(size[1], round(w * scale)))
             out.append(tuple(_resize(a, new, nearest=False) / 255.0 for a in pair))
         return out
+
+    def data_footprint(self, size: tuple[int, int]) -> tuple[int, str]:
+        total = 0
+        for h, w in self.sizes.values():  # decoded at the image's size, upscaled to at least `size`
+            scale = max(size[0] / h, size[1] / w, 1)
+            total += self._pairs_bytes(1, (max(size[0], round(h * scale)), max(size[1], round(w * scale))))
+        return total, f"{len(self.train_stems)} training + {len(self.val_stems)} validation pairs"
 
     def check(self, size: tuple[int, int]) -> None:
         self._decode(tuple(self.train_stems), tuple(size))

@@ -131,5 +131,9 @@ class Shapes(Task):
     def val_set(self, size: tuple[int, int]) -> Batch:
         return _pool(self.seed, *size, VAL_OFFSET, self.val_samples)
 
+    def data_footprint(self, size: tuple[int, int]) -> tuple[int, str]:
+        n = self.train_samples + self.val_samples
+        return self._pairs_bytes(n, size), f"{self.train_samples} training + {self.val_samples} validation images"
+
     def describe(self) -> dict:
         return {**super().describe(), "train_samples": self.train_samples, "val_samples": self.val_samples, "seed": self.seed}
