@@ -70,8 +70,8 @@ def test_msiam_paper_operating_point_channels():
     from skipsearch import build_model
 
     model = build_model(preset("unetmm-min"))
-    assert model.skip.reduced == [1, 4, 16, 64]
-    assert model.skip.fused_channels == 256  # E' = 256 x H/8 x W/8 = M_E1 / 8 at width 32
+    assert [seq[0].out_channels for seq in model.skip.reduce] == [1, 4, 16, 64]
+    assert model.skip.fuse.out_channels == 256  # E' = 256 x H/8 x W/8 = M_E1 / 8 at width 32
 
 
 BAD = [

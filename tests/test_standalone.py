@@ -55,5 +55,7 @@ def test_model_py_is_clean_python(tmp_path):
     for block, skip in EVERY:
         (tmp_path / f"{block}_{skip}.py").write_text(bundle_source(small_spec(block, skip, 3)))
     ruff = Path(sys.executable).with_name("ruff")
-    out = subprocess.run([str(ruff), "check", "--no-cache", "--isolated", "--select", "F", str(tmp_path)], capture_output=True, text=True)
+    out = subprocess.run(
+        [str(ruff), "check", "--no-cache", "--isolated", "--select", "F", str(tmp_path)], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -103,3 +103,21 @@ def test_enumerate_space_follows_conditions(space):
     specs = enumerate_space(SearchSpace.load(CORPUS / "spaces" / space), None)
     # depth {2, 3} x block {naf, cmrf(n=2)} x skip {none, plain}
     assert len(specs) == 8 and len({s.arch_id for s in specs}) == 8
+
+
+def test_a_table_that_expands_without_end_is_refused(tmp_path, monkeypatch, capsys):
+    import skipsearch.search.tabular as tabular
+
+    path = study_with_table(tmp_path)
+    monkeypatch.setattr(tabular, "MAX_TABLE_BYTES", 1000)  # the real bound is 256 MiB; the shape is the same
+    with gzip.open(tmp_path / "table.json.gz", "wb") as f:
+        f.write(b" " * 5000)
+    assert main(["run", str(path), "--backend", "tabular"]) == 2
+    assert "more than 1,000 bytes once decompressed" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_seed_preset_the_table_lacks_is_refused(tmp_path, capsys):
+    path = study_with_table(tmp_path, seed_presets="[tiny-cmrf]")  # width 16, N = 4: not in the test space
+    assert main(["run", str(path), "--backend", "tabular"]) == 2
+    assert "seed_presets: 'tiny-cmrf' is not in the table" in capsys.readouterr().err

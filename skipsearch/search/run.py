@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .config import StudyConfig, load_study
+from .config import MAX_TRIALS, StudyConfig, load_study
 
 BACKENDS = ("ray", "local", "tabular")
 
@@ -53,8 +53,8 @@ def run_study(
 
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
     if trials is not None:
-        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-            raise UserError(f"{trials!r}; allowed: an integer >= 1 (the study's total)", field="trials")
+        if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
+            raise UserError(f"{trials!r}; allowed: an integer 1-{MAX_TRIALS:,} (the study's total)", field="trials")
         cfg.n_trials = trials
     if backend not in BACKENDS:
         raise UserError(f"{backend!r}; allowed: {', '.join(BACKENDS)}", field="backend")

@@ -58,6 +58,7 @@ def open_study(cfg: StudyConfig, create: bool = True):
     stored = stored_identity(cfg.storage, cfg.name)  # read-only: nothing is written before this passes
     if stored is not None:
         check_identity(cfg.path, cfg.name, stored, cfg.identity())
+    sampler = make_sampler(cfg)  # before anything is created: a sampler that cannot be built leaves no study.db
     if cfg.storage != "memory://":
         cfg.out.mkdir(parents=True, exist_ok=True)
     storage = make_storage(cfg.storage)
@@ -67,7 +68,7 @@ def open_study(cfg: StudyConfig, create: bool = True):
         study_name=cfg.name,
         storage=storage,
         directions=[o.direction for o in cfg.objectives],
-        sampler=make_sampler(cfg),
+        sampler=sampler,
         load_if_exists=True,
     )
     if tuple(study.directions) != tuple(optuna.study.StudyDirection[o.direction.upper()] for o in cfg.objectives):

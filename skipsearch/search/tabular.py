@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import SpecError, UserError
 
+MAX_TABLE_BYTES = 256 * 2**20  # decompressed; the shipped table is a few MiB
 BUDGET_KEYS = ("steps", "batch", "size", "lr", "optimizer", "weight_decay", "grad_clip", "min_lr")
 
 
@@ -35,14 +36,17 @@ class Table:
     def load(cls, path: str | Path) -> Table:
         path = Path(path)
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                data = json.load(f)
+            with gzip.open(path, "rb") as f:
+                raw = f.read(MAX_TABLE_BYTES + 1)  # bounded: a gzip bomb is refused, not expanded
+            if len(raw) > MAX_TABLE_BYTES:
+                raise ValueError(f"more than {MAX_TABLE_BYTES:,} bytes once decompressed")
+            data = json.loads(raw.decode("utf-8"))
             entries = {e["arch_id"]: e for e in data["entries"]}
             if not data["rung_steps"] or not data["seeds"]:
                 raise ValueError("no rung steps or no seeds")
         except FileNotFoundError:
             raise UserError(f"{path}: tabular benchmark file not found") from None
-        except (OSError, EOFError, ValueError, KeyError, TypeError) as err:
+        except (OSError, EOFError, ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
             raise UserError(f"{path}: not a tabular benchmark file ({type(err).__name__}: {err})") from None
         return cls(path, data, entries)
 
@@ -79,6 +83,13 @@ class Table:
         for spec in enumerate_space(cfg.space, task):
             if spec.arch_id not in self.entries:
                 raise UserError(f"{where}: the space holds {spec.summary()} ({spec.arch_id}), which the table lacks")
+        from ..presets import preset
+
+        for name in cfg.seed_presets:
+            if task.adapt(preset(name)).arch_id not in self.entries:
+                raise UserError(
+                    f"{where}: seed_presets: {name!r} is not in the table; allowed: presets that are points of the space"
+                )
 
     def answer(self, arch_id: str, seed: int, budget_steps: int, rungs: list[int], on_rung: Callable) -> dict[str, Any]:
         """What evaluate() would return, read from the table (stopping at a rung when
