@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import UserError
 from .pareto import default_reference, hypervolume, hypervolume_history, non_dominated
-from .search.identity import check_sqlite_file
+from .search.storage import StoredStudy, check_sqlite_file, read_study, study_names
 
 SKIP_COLUMNS = ("spec", "skip_timeline", "skip_levels")  # kept out of the flat table
 # columns every table has, even when no trial (or no complete one) carries them yet
@@ -40,18 +40,6 @@ class StudyResults:
     @property
     def front(self):
         return self.frame[self.frame["pareto"]]
-
-
-@dataclass
-class TrialRecord:
-    """What the results table, dashboard and export need of one trial."""
-
-    number: int
-    state: str  # COMPLETE, PRUNED, FAIL, RUNNING, WAITING
-    values: list[float] | None
-    user_attrs: dict[str, Any]
-    datetime_start: Any = None
-    datetime_complete: Any = None
 
 
 def find_storage(directory: Path) -> str:
@@ -79,85 +67,10 @@ def _pick(directory: Path, names: list[str], name: str | None) -> str:
     return name
 
 
-@dataclass
-class StoredStudy:
-    """What the readers need of a stored study: its name, directions and attributes."""
-
-    study_name: str
-    directions: list[str]  # "maximize" / "minimize"
-    user_attrs: dict[str, Any]
-    trials: list[TrialRecord]
-
-
 def load_stored_study(directory: Path, name: str | None = None) -> StoredStudy:
-    """A study's data, read without writing: SQLite straight from its tables (read-only),
-    other storages through Optuna's API."""
+    """A study's data from its output folder, read without writing (search/storage.py)."""
     db = Path(find_storage(directory)[len("sqlite:///") :])
-    names = [r[0] for r in _rows(db, "SELECT study_name FROM studies ORDER BY study_id")]
-    name = _pick(directory, names, name)
-    ((study_id,),) = _rows(db, "SELECT study_id FROM studies WHERE study_name = ?", (name,))
-    directions = [
-        str(d).lower()
-        for (d,) in _rows(db, "SELECT direction FROM study_directions WHERE study_id = ? ORDER BY objective", (study_id,))
-    ]
-    attrs = {
-        k: json.loads(v)
-        for k, v in _rows(db, "SELECT key, value_json FROM study_user_attributes WHERE study_id = ?", (study_id,))
-    }
-    trials = _read_sqlite(db, name)
-    if trials is None:
-        raise UserError(f"{db}: cannot read the trials of study {name!r}")
-    return StoredStudy(name, directions, attrs, trials)
-
-
-def _rows(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    import sqlite3
-
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
-    except sqlite3.Error as err:
-        raise UserError(f"{db}: cannot read the study database ({err})") from None
-
-
-def _read_sqlite(db: Path, name: str) -> list[TrialRecord] | None:
-    """All trials straight from Optuna's SQLite tables (one query each); None when the
-    file does not look like Optuna's schema, so the caller uses Optuna's API instead."""
-    import sqlite3
-
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            (study_id,) = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (name,)).fetchone()
-            trials = con.execute(
-                "SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials WHERE study_id = ?", (study_id,)
-            ).fetchall()
-            ids = {t[0]: t for t in trials}
-            values: dict[int, dict[int, float]] = {}
-            for tid, objective, value in con.execute(
-                "SELECT v.trial_id, v.objective, v.value FROM trial_values v JOIN trials t USING (trial_id) WHERE t.study_id = ?",
-                (study_id,),
-            ):
-                values.setdefault(tid, {})[objective] = value
-            attrs: dict[int, dict[str, Any]] = {}
-            for tid, key, value in con.execute(
-                "SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a "
-                "JOIN trials t USING (trial_id) WHERE t.study_id = ?",
-                (study_id,),
-            ):
-                attrs.setdefault(tid, {})[key] = json.loads(value)
-        finally:
-            con.close()
-    except (sqlite3.Error, TypeError, ValueError):
-        return None
-    out = []
-    for tid, (_, number, state, start, complete) in ids.items():
-        v = values.get(tid)
-        out.append(TrialRecord(number, str(state), [v[i] for i in sorted(v)] if v else None, attrs.get(tid, {}), start, complete))
-    return sorted(out, key=lambda t: t.number)
+    return read_study(db, _pick(directory, study_names(db), name))
 
 
 def _flatten_spec(spec_json: str | None) -> dict[str, Any]:

@@ -163,17 +163,18 @@ def test_parallel_coordinates_with_conditional_parameters(study_dir):
 def test_fast_sqlite_reader_matches_optuna(study_dir):
     import optuna
 
-    from skipsearch.results import _read_sqlite, load_stored_study
+    from skipsearch.results import load_stored_study
+    from skipsearch.search.storage import read_trials
 
     stored = load_stored_study(study_dir)
-    fast = _read_sqlite(study_dir / "study.db", stored.study_name)
+    fast = read_trials(study_dir / "study.db", stored.study_name)
     study = optuna.load_study(study_name=stored.study_name, storage=f"sqlite:///{study_dir / 'study.db'}")
     slow = sorted(study.get_trials(), key=lambda t: t.number)
     assert stored.directions == [d.name.lower() for d in study.directions] and stored.user_attrs == study.user_attrs
     assert [(t.number, t.state, t.values, t.user_attrs) for t in fast] == [
         (t.number, t.state.name, t.values, t.user_attrs) for t in slow
     ]
-    assert _read_sqlite(study_dir / "study.db", "no such study") is None
+    assert read_trials(study_dir / "study.db", "no such study") is None
 
 
 def test_embedded_summary_json_parses_and_cannot_close_its_script(study_dir):

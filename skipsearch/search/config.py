@@ -34,9 +34,9 @@ from ..objectives import OBJECTIVES, known_before_training
 from ..tasks import Task, list_tasks, make_task
 from ..train import Budget
 from .fidelity import Fidelity
-from .identity import sqlite_path
 from .repeats import Repeats
 from .space import SearchSpace
+from .storage import sqlite_path
 
 SAMPLER_OPTIONS = {"nsga2": ("population",), "tpe": ("n_startup_trials",), "gp": ("n_startup_trials",), "random": ()}
 SAMPLERS = tuple(SAMPLER_OPTIONS)

@@ -6,56 +6,19 @@ its values (`[dice, params]` over a `[dice, skip_memory_bytes]` study) or fail h
 through a trial (Optuna refuses a changed parameter kind at sampling time), so a
 mismatch is refused here, with both sides named, while nothing has been written.
 
-SQLite files are inspected read-only first: a file that is not an Optuna database (a
-0-byte file, a foreign database) is refused rather than having tables created in it.
+SQLite files are inspected read-only first (search/storage.py): a file that is not an
+Optuna database (a 0-byte file, a foreign database) is refused rather than having tables
+created in it.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-
-OPTUNA_TABLES = {"studies", "trials", "version_info", "study_user_attributes"}
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a sqlite:/// URL (None for other storages or an in-memory database)."""
-    if not url.startswith("sqlite:///"):
-        return None
-    rest = url[len("sqlite:///") :].split("?", 1)[0]
-    return Path(rest) if rest and rest != ":memory:" else None
-
-
-def check_sqlite_file(db: Path) -> None:
-    """Refuse a file that exists but is not an Optuna SQLite database (nothing is written)."""
-    if not db.exists():
-        return
-    if db.is_dir():
-        raise UserError(f"{db}: is a folder; allowed: an Optuna SQLite study database")
-    with open(db, "rb") as f:
-        header = f.read(16)
-    if header != b"SQLite format 3\x00":
-        what = "an empty file" if not header else "not an SQLite database"
-        raise UserError(f"{db}: {what}; allowed: an Optuna SQLite study database (or no file: a new study)")
-    tables = {row[0] for row in _query(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if not tables >= OPTUNA_TABLES:
-        found = ", ".join(sorted(tables)) or "none"
-        raise UserError(f"{db}: an SQLite database without Optuna's tables (tables: {found}); allowed: an Optuna study database")
-
-
-def _query(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
-    except sqlite3.Error as err:
-        raise UserError(f"{db}: cannot read the study database ({err})") from None
+from .storage import check_sqlite_file, sqlite_path, study_attrs
 
 
 def stored_identity(storage: str, name: str) -> dict[str, Any] | None:
@@ -67,11 +30,8 @@ def stored_identity(storage: str, name: str) -> dict[str, Any] | None:
         check_sqlite_file(db)
         if not db.exists():
             return None
-        rows = _query(db, "SELECT study_id FROM studies WHERE study_name = ?", (name,))
-        if not rows:
-            return None
-        attrs = dict(_query(db, "SELECT key, value_json FROM study_user_attributes WHERE study_id = ?", (rows[0][0],)))
-        return _from_attrs({k: json.loads(v) for k, v in attrs.items()})
+        attrs = study_attrs(db, name)
+        return None if attrs is None else _from_attrs(attrs)
     import optuna
 
     try:
