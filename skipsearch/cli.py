@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -241,12 +242,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def print_front(outcome) -> None:
+    from .objectives import format_value
+
     names = [o.name for o in outcome.config.objectives]
-    trials = outcome.front
-    print(f"Pareto front of {outcome.config.name!r} ({len(trials)} trials):")
-    for t in sorted(trials, key=lambda t: t.values[0]):
-        figures = "  ".join(f"{n} {v:.4g}" for n, v in zip(names, t.values, strict=True))
-        print(f"  #{t.number:<4} {figures}  {t.user_attrs.get('summary', '')}")
+    front = outcome.front
+    print(f"Pareto front of {outcome.config.name!r} ({len(front)} architectures):")
+    for m in front:
+        figures = []
+        for i, name in enumerate(names):
+            column = [row[i] for row in m.seeds]
+            spread = f" ± {statistics.stdev(column):.2g}" if len(column) > 1 and max(column) > min(column) else ""
+            figures.append(f"{name} {format_value(name, m.values[i])}{spread}")
+        sure = f"{len(m.seeds)} seeds, on the front in {m.confidence:.0%} of resamples" if m.confidence is not None else "1 seed"
+        print(f"  #{m.number:<4} {'  '.join(figures)}  ({sure})  {m.trial.user_attrs.get('summary', '')}")
 
 
 def cmd_results(args: argparse.Namespace) -> int:

@@ -29,11 +29,11 @@ class RunOutcome:
 
     @property
     def front(self) -> list:
-        """The Pareto-optimal complete trials (Optuna's best_trials), each architecture once
-        (a duplicate shares its original's values)."""
-        if not any(t.state.name == "COMPLETE" for t in self.study.trials):
-            return []
-        return [t for t in self.study.best_trials if t.user_attrs.get("duplicate_of") is None]
+        """The Pareto front of the trained architectures (each once), on the means over
+        their seeds where the front was repeated, most accurate first (FrontMember)."""
+        from .rungs import front_members
+
+        return front_members(self.study, self.config)
 
 
 def _stderr(line: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -143,3 +144,31 @@ def update_confidence(study, cfg: StudyConfig, resamples: int = 1000) -> dict[st
     out = {str(t.number): float(c) for t, c in zip(done, conf, strict=True) if str(t.number) in record}
     study.set_user_attr("front_confidence", out)
     return out
+
+
+@dataclass
+class FrontMember:
+    trial: Any  # optuna.FrozenTrial
+    values: list[float]  # the objective values: means over its seeds
+    seeds: list[list[float]]  # the objective values of each seed (the trial's own run first)
+    confidence: float | None  # bootstrap share of seed resamples that keep it on the front
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+
+def front_members(study, cfg: StudyConfig) -> list[FrontMember]:
+    """The Pareto front of the study's trained architectures (each once, feasible), on the
+    means over their seeds, the most accurate (first objective) first."""
+    from ..pareto import non_dominated
+
+    trained = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and _trained(t)]
+    if not trained:
+        return []
+    confidence = study.user_attrs.get("front_confidence") or {}
+    members = [FrontMember(t, *mean_values(study, t.number, t.values), confidence.get(str(t.number))) for t in trained]
+    directions = [o.direction for o in cfg.objectives]
+    on = non_dominated(np.array([m.values for m in members]), directions)
+    sign = -1 if directions[0] == "maximize" else 1
+    return sorted((m for m, keep in zip(members, on, strict=True) if keep), key=lambda m: sign * m.values[0])

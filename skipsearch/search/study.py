@@ -23,12 +23,12 @@ from typing import Any
 
 from ..costs.profile import profile
 from ..errors import SpecError
-from ..objectives import OBJECTIVES
+from ..objectives import OBJECTIVES, format_value
 from ..presets import preset
 from ..spec import ArchSpec
 from .config import StudyConfig
 from .identity import check_identity, stored_identity
-from .rungs import RungBook, pending_repeats, record_repeat, record_repeat_failure, update_confidence
+from .rungs import RungBook, front_members, pending_repeats, record_repeat, record_repeat_failure, update_confidence
 from .storage import Heartbeat, ask, fail_trial, make_storage, stale_trial_ids, trial_id
 
 INTERRUPTED = "interrupted"  # reason of trials cut short by a stopped or killed driver
@@ -241,8 +241,8 @@ class Runner:
         if violated:
             c = violated[0]
             above = c.high is not None and costs[c.objective] > c.high
-            bound = f"<= {_human(c.objective, c.high)}" if above else f">= {_human(c.objective, c.low)}"
-            trial.set_user_attr("infeasible", f"{c.objective} = {_human(c.objective, costs[c.objective])}, needs {bound}")
+            bound = f"<= {format_value(c.objective, c.high)}" if above else f">= {format_value(c.objective, c.low)}"
+            trial.set_user_attr("infeasible", f"{c.objective} = {format_value(c.objective, costs[c.objective])}, needs {bound}")
             self._tell(trial, state=self.states.PRUNED)
             return None
         earlier = self._completed_by_arch().get(spec.arch_id)
@@ -419,7 +419,7 @@ class Runner:
         failed = sum(t.state == self.states.FAIL for t in trials)
         infeasible = sum(t.state == self.states.PRUNED and "infeasible" in t.user_attrs for t in trials)
         stopped = sum(t.state == self.states.PRUNED and "infeasible" not in t.user_attrs for t in trials)
-        front = [t for t in self.study.best_trials if t.user_attrs.get("duplicate_of") is None] if done else []
+        front = front_members(self.study, self.cfg) if done else []
         parts = [
             f"trials {len(trials)}/{self.cfg.n_trials}: {done} complete, {running} running, "
             f"{failed} failed, {infeasible} infeasible" + (f", {stopped} stopped at a rung" if self.book else ""),
@@ -430,18 +430,9 @@ class Runner:
         for i, o in enumerate(self.cfg.objectives):
             if front:
                 pick = max if o.direction == "maximize" else min
-                parts.append(
-                    f"{'best' if o.direction == 'maximize' else 'min'} {o.name} {_fmt(pick(t.values[i] for t in front))}"
-                )
+                best = pick(m.values[i] for m in front)
+                parts.append(f"{'best' if o.direction == 'maximize' else 'min'} {o.name} {format_value(o.name, best)}")
         return " | ".join(parts)
-
-
-def _human(name: str, v: float) -> str:
-    return f"{v / 2**20:.4g} MiB" if name.endswith("_bytes") else f"{v:.4g}"
-
-
-def _fmt(v: float) -> str:
-    return f"{v / 2**20:.3g} MiB" if v >= 2**16 and float(v).is_integer() else f"{v:.4g}"
 
 
 def _storable(value: Any) -> bool:
