@@ -163,13 +163,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .outputs import check_target
-    from .search.config import _hint
+    from .search.fields import did_you_mean
     from .tasks import list_tasks, make_task
     from .train import Budget, check_budget_fits, check_data_fits, evaluate, resolve_device
 
     spec = load_spec(args)
     if args.task not in list_tasks():
-        hint = _hint(args.task, list_tasks())
+        hint = did_you_mean(args.task, list_tasks())
         raise UserError(f"--task: unknown task {args.task!r}; allowed: {', '.join(list_tasks())}{hint}")
     takes_data = [name for name in list_tasks() if name.startswith("folder-")]
     if args.data is not None and args.task not in takes_data:
