@@ -3,9 +3,9 @@
     python bench/tabular.py [--workers 2] [--seeds 0 1 2] [--out bench/data/tabular-shapes.json.gz]
     python bench/tabular.py --check        # what the table says: designs, seeds, rungs
 
-Every architecture of search_spaces/tabular.yaml (64: depth 2-3, width 8-16, NAF and CMRF
-blocks, all skip designs) is trained at one fixed budget with each seed, and every metric
-is recorded at every rung step; costs are the cost model's at 3x256x256. The `tabular`
+Every architecture of search_spaces/tiny.yaml (68: depth 2-3, width 8-16, NAF and CMRF
+blocks, all skip designs) is trained at the quickstart's budget with each seed, and every
+metric is recorded at every rung step; costs are the cost model's at 3x256x256. The `tabular`
 backend then answers a study's trials from the table in milliseconds, so samplers and
 fidelity schemes can be compared (bench/search_quality.py). Resumable: finished runs are
 appended to a partial file and skipped on a re-run.
@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TASK = {"name": "shapes", "train_samples": 400, "val_samples": 100}
-BUDGET = {"steps": 200, "batch": 8, "size": [48, 48], "lr": 0.002, "device": "cpu"}
-RUNGS = [25, 50, 75, 100, 125, 150, 175]
-SPACE = ROOT / "search_spaces" / "tabular.yaml"
+BUDGET = {"steps": 400, "batch": 8, "size": [64, 64], "lr": 0.004, "device": "cpu"}  # the quickstart's
+RUNGS = [50, 100, 150, 200, 250, 300, 350]
+SPACE = ROOT / "search_spaces" / "tiny.yaml"
 REFERENCE = (3, 256, 256)
 
 
@@ -127,7 +127,7 @@ def _budget():
     return Budget(**{**BUDGET, "size": tuple(BUDGET["size"])})
 
 
-def check(path: Path) -> None:
+def check(path: Path, write: bool = False) -> None:
     """Per design: final dice (mean, spread over seeds) and skip memory; rank agreement
     between seeds, and between each rung and the final step."""
     import numpy as np
@@ -142,20 +142,36 @@ def check(path: Path) -> None:
         design = json.loads(e["spec"])["skip"]["type"]
         dice = [r["metrics_at"][final]["dice"] for r in e["runs"].values()]
         by_design.setdefault(design, []).append((np.mean(dice), np.ptp(dice), e["costs"]["skip_memory_me1"]))
-    print("| skip design | archs | mean final dice | mean seed spread (max-min) | skip memory (M_E1) |")
-    print("|---|---:|---:|---:|---:|")
+    b = t.data["budget"]
+    lines = [
+        f"{path.name}: {len(t.entries)} architectures x {len(t.seeds)} seeds, {b['steps']} steps, batch {b['batch']}, "
+        f"{b['size'][0]}x{b['size'][1]}, lr {b['lr']}; built in {t.data.get('build_s', 0) / 60:.0f} min "
+        f"on {t.data.get('machine')}.",
+        "",
+        "| skip design | architectures | mean final dice | mean seed spread (max - min) | skip memory (M_E1 at 256x256) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for design, rows in sorted(by_design.items()):
         a = np.array(rows)
-        print(f"| {design} | {len(a)} | {a[:, 0].mean():.3f} | {a[:, 1].mean():.3f} | {a[:, 2].min():.3g}-{a[:, 2].max():.3g} |")
+        lines.append(
+            f"| {design} | {len(a)} | {a[:, 0].mean():.3f} | {a[:, 1].mean():.3f} | {a[:, 2].min():.3g}-{a[:, 2].max():.3g} |"
+        )
     ids = list(t.entries)
     per_seed = np.array([[t.metrics_at(i, s, t.steps[-1])["dice"] for i in ids] for s in t.seeds])
     pairs = [(a, b) for a in range(len(t.seeds)) for b in range(a + 1, len(t.seeds))]
     rho = [spearmanr(per_seed[a], per_seed[b])[0] for a, b in pairs]
-    print(f"\nSpearman rank correlation of final dice between seeds: {', '.join(f'{r:.2f}' for r in rho)}")
-    print("Spearman of dice at each rung with the final dice (mean over seeds):")
+    lines += ["", f"Spearman rank correlation of final dice between seeds: {', '.join(f'{r:.2f}' for r in rho)}."]
+    rungs = []
     for step in t.steps[:-1]:
         rs = [spearmanr([t.metrics_at(i, s, step)["dice"] for i in ids], per_seed[k])[0] for k, s in enumerate(t.seeds)]
-        print(f"  step {step}: {np.mean(rs):.2f}")
+        rungs.append(f"{step}: {np.mean(rs):.2f}")
+    lines.append(f"Spearman of dice at a step with the final dice of the same seed: {', '.join(rungs)}.")
+    body = "\n".join(lines)
+    print(body)
+    if write:
+        from _report import write_section
+
+        write_section("tabular", f"## Tabular benchmark\n\n`python bench/tabular.py --check --write`\n\n{body}\n")
 
 
 def main() -> None:
@@ -164,9 +180,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "data" / "tabular-shapes.json.gz")
     ap.add_argument("--check", action="store_true", help="summarise an existing table")
+    ap.add_argument("--write", action="store_true", help="with --check: write the summary into BENCHMARKS.md")
     args = ap.parse_args()
     if args.check:
-        check(args.out)
+        check(args.out, args.write)
     else:
         build(args.out, args.seeds, args.workers)
 

@@ -17,6 +17,7 @@ _GOPRO = {
     "mid_blocks": 1,
     "dec_blocks": [1, 1, 1, 1],
 }
+_TINY = {"block": "naf", "depth": 3, "width": 8}
 _KERAS = {"block": {"type": "conv", "dropout": 0.5}, "in_channels": 1, "out_channels": 1, "width": 32}
 
 _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -44,6 +45,15 @@ _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "sdi-naf-w32": ("nafnet-sidd-w32 with U-Net v2's SDI skips (c = 32)", {**_SIDD, "width": 32, "skip": "sdi"}),
     "tiny-naf": ("a small NAF U-Net for quick runs: depth 3, width 8", {"block": "naf", "depth": 3, "width": 8}),
+    # the same small network with each of the other skip designs: seeds that put every design on a study's plot
+    "tiny-naf-none": ("tiny-naf without skip connections", {**_TINY, "skip": "none"}),
+    "tiny-naf-unetmm": (
+        "tiny-naf with UNet--'s MSIAM+IEM (aggregated map at the minimum resolution)",
+        {**_TINY, "skip": "msiam_iem"},
+    ),
+    "tiny-naf-sdi": ("tiny-naf with U-Net v2's SDI (c = 8)", {**_TINY, "skip": {"type": "sdi", "channels": 8}}),
+    "tiny-naf-dense": ("tiny-naf with UNet++'s dense nested skips", {**_TINY, "skip": "dense"}),
+    "tiny-naf-ag": ("tiny-naf with Attention U-Net's gates on the skips", {**_TINY, "skip": "attention_gate"}),
     "tiny-cmrf": (
         "a small CMRF U-Net for quick runs: depth 3, width 16, N = 4",
         {"block": {"type": "cmrf", "n": 4}, "depth": 3, "width": 16},
