@@ -249,3 +249,21 @@ class RefUNetPP(nn.Module):
                 up = self.up[f"{i}{j}"](X[i + 1, j - 1])
                 X[i, j] = self.node[f"{i}{j}"](torch.cat([up] + [X[i, k] for k in range(j)], 1))
         return self.out(X[0, 4])
+
+
+# The official configurations of the transcribed networks, by preset name.
+SIDD = ([2, 2, 4, 8], 12, [2, 2, 2, 2])
+GOPRO = ([1, 1, 1, 28], 1, [1, 1, 1, 1])
+NAF = {
+    "nafnet-sidd-w32": (32, *SIDD),
+    "nafnet-sidd-w64": (64, *SIDD),
+    "nafnet-gopro-w32": (32, *GOPRO),
+    "nafnet-gopro-w64": (64, *GOPRO),
+}
+
+
+def reference(name: str) -> nn.Module:
+    """The transcription of the official network a preset claims to be."""
+    if name in NAF:
+        return RefNAFNet(*NAF[name])
+    return {"tinyunet": RefTinyUNet, "unet": RefUNet, "unetpp": RefUNetPP}[name]()

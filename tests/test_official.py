@@ -15,18 +15,7 @@ from skipsearch import ArchSpec, UserError, build_model, load_official, preset
 from skipsearch.blocks.naf import tlc_window
 from skipsearch.official import LAYOUTS, convert, official_names
 
-SIDD = ([2, 2, 4, 8], 12, [2, 2, 2, 2])
-GOPRO = ([1, 1, 1, 28], 1, [1, 1, 1, 1])
-NAF = {
-    "nafnet-sidd-w32": (32, *SIDD),
-    "nafnet-sidd-w64": (64, *SIDD),
-    "nafnet-gopro-w32": (32, *GOPRO),
-    "nafnet-gopro-w64": (64, *GOPRO),
-}
-
-
-def reference(name: str) -> torch.nn.Module:
-    return ref.RefNAFNet(*NAF[name]) if name in NAF else ref.RefTinyUNet()
+NAF, reference = ref.NAF, ref.reference
 
 
 def tame(net: torch.nn.Module) -> torch.nn.Module:

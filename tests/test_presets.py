@@ -30,20 +30,7 @@ PUBLISHED = {
     "tinyunet": (0.48e6, 0.005e6),
 }
 
-SIDD = ([2, 2, 4, 8], 12, [2, 2, 2, 2])
-GOPRO = ([1, 1, 1, 28], 1, [1, 1, 1, 1])
-NAF = {
-    "nafnet-sidd-w32": (32, *SIDD),
-    "nafnet-sidd-w64": (64, *SIDD),
-    "nafnet-gopro-w32": (32, *GOPRO),
-    "nafnet-gopro-w64": (64, *GOPRO),
-}
-
-
-def reference(name: str) -> torch.nn.Module:
-    if name in NAF:
-        return ref.RefNAFNet(*NAF[name])
-    return {"tinyunet": ref.RefTinyUNet, "unet": ref.RefUNet, "unetpp": ref.RefUNetPP}[name]()
+NAF, reference = ref.NAF, ref.reference
 
 
 OFFICIAL = [*NAF, "tinyunet", "unet", "unetpp"]
