@@ -53,7 +53,7 @@ def one_run(args: tuple[dict, int, int]) -> dict:
 
     from skipsearch.search.config import load_study
     from skipsearch.search.fidelity import Fidelity
-    from skipsearch.search.repeats import Repeats
+    from skipsearch.search.repeats import Repeats, assemble
     from skipsearch.search.run import run_study
 
     conf, rep, trials = args
@@ -74,7 +74,7 @@ def one_run(args: tuple[dict, int, int]) -> dict:
         if t.state.name == "COMPLETE" and a.get("duplicate_of") is None:
             seen.append((a["arch_id"], list(t.values)))
         history.append([steps, _front_ids(seen, directions)])
-    repeats = study.user_attrs.get("repeats") or {}
+    repeats = assemble(study.user_attrs)
     if repeats:  # the repeat runs come after the trials: their cost, then the front on the means
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         steps += budget * sum(len(e["values"]) for e in repeats.values())

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import UserError
 from .pareto import default_reference, hypervolume, hypervolume_history, non_dominated
+from .search.repeats import assemble
 from .search.storage import StoredStudy, check_sqlite_file, read_study, study_names
 
 SKIP_COLUMNS = ("spec", "skip_timeline", "skip_levels")  # kept out of the flat table
@@ -110,7 +111,7 @@ def load_results(directory: str | Path, name: str | None = None) -> StudyResults
     objectives = [o[0] for o in config.get("objectives", [])] or [f"objective_{i}" for i in range(len(study.directions))]
     directions = study.directions
     trials = study.trials
-    repeats, confidence = study.user_attrs.get("repeats") or {}, study.user_attrs.get("front_confidence") or {}
+    repeats, confidence = assemble(study.user_attrs), study.user_attrs.get("front_confidence") or {}
     rows = []
     for t in trials:
         attrs = t.user_attrs

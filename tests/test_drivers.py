@@ -89,3 +89,24 @@ def test_a_runner_can_be_pickled_for_ray_tune(tmp_path):
     copy = cloudpickle.loads(cloudpickle.dumps(runner))
     assert copy.heart.stop.is_set() and not copy.heart.ids
     runner.close()
+
+
+def test_two_drivers_share_the_repeat_runs_without_overlap(tmp_path):
+    from skipsearch.cli import main
+    from skipsearch.search.repeats import Repeats, assemble
+
+    path = write_study(tmp_path, n_trials=3)
+    assert main(["run", str(path), "--backend", "local"]) == 0
+    cfg = load_study(path)
+    cfg.repeats = Repeats(seeds=3, top=1)  # the front's best member: two more seeds
+    a, b = Runner(cfg), Runner(load_study(path))
+    b.cfg.repeats = cfg.repeats
+    first, second = a.next_trial(), b.next_trial()
+    assert first.repeat is not None and second.repeat is not None and first.repeat != second.repeat
+    assert a.next_trial() is None and b.next_trial() is None  # each run is claimed by a live driver
+    for runner, p in ((a, first), (b, second)):
+        runner.complete(p, {"dice": 0.5, "iou": 0.4, "mdice": 0.6, "miou": 0.5})
+    record = assemble(a.study.user_attrs)
+    (entry,) = record.values()
+    assert len(entry["values"]) == 2 and len(set(entry["seeds"])) == 2  # each seed once
+    a.close(), b.close()

@@ -10,6 +10,11 @@ A front member's confidence is the share of bootstrap resamples (each trial's se
 drawn with replacement, then averaged) in which it stays on the front: 1.0 means no
 plausible reshuffle of the seeds moves it off; a single-seed trial has no spread of its
 own, so its figure reflects only the others' uncertainty.
+
+Optuna does not let a finished trial change, so the runs are kept in the study's user
+attributes, one key per run (``repeat:<number>:<index>``: its seed and values, or why it
+failed): several drivers on one study write different keys and never overwrite each
+other's runs. ``assemble`` turns the keys into one record per trial.
 """
 
 from __future__ import annotations
@@ -46,3 +51,35 @@ def front_confidence(runs: Sequence[np.ndarray], directions: Sequence[str], resa
         means = np.array([r[rng.integers(len(r), size=len(r))].mean(axis=0) for r in runs])
         hits += non_dominated(means, directions)
     return hits / resamples
+
+
+RUN_PREFIX = "repeat:"  # study attribute repeat:<trial number>:<seed index> -> {"seed", "values" | "failure"}
+CLAIM_PREFIX = "repeat-claim:"  # -> the driver training that run
+
+
+def run_key(number: int, index: int) -> str:
+    return f"{RUN_PREFIX}{number}:{index}"
+
+
+def claim_key(number: int, index: int) -> str:
+    return f"{CLAIM_PREFIX}{number}:{index}"
+
+
+def assemble(attrs: dict) -> dict[str, dict]:
+    """{trial number: {"seeds": [...], "values": [[...], ...], "failures": [...]}} from a
+    study's attributes, runs in seed-index order (and the single "repeats" record of
+    studies written before one key per run)."""
+    out: dict[str, dict] = {k: {**v} for k, v in (attrs.get("repeats") or {}).items()}
+    runs = []
+    for key, run in attrs.items():
+        if key.startswith(RUN_PREFIX):
+            number, index = key[len(RUN_PREFIX) :].split(":")
+            runs.append((int(number), int(index), run))
+    for number, _, run in sorted(runs, key=lambda r: r[:2]):
+        entry = out.setdefault(str(number), {"seeds": [], "values": []})
+        if "values" in run:
+            entry["seeds"] = [*entry.get("seeds", []), run["seed"]]
+            entry["values"] = [*entry.get("values", []), run["values"]]
+        else:
+            entry["failures"] = [*entry.get("failures", []), run["failure"]]
+    return out

@@ -6,15 +6,16 @@ trial of the study that reached that rung (finished, stopped or running, by any 
 so a resumed or second driver decides from the same evidence.
 
 Repeats: Optuna does not let a finished trial change, so the extra seeds of a front member
-are kept in the study's user attribute `repeats` ({number: {"seeds": [...], "values":
-[[objective values], ...]}}) and its `front_confidence` ({number: share}); results,
-dashboard, export and model card read a trial's values as the mean over its seeds.
+are kept in the study's user attributes, one key per run (repeats.py), and its
+`front_confidence` ({number: share}); results, dashboard, export and model card read a
+trial's values as the mean over its seeds.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 from ..objectives import OBJECTIVES
 from .config import StudyConfig
 from .fidelity import goes_on
-from .repeats import front_confidence, seed_of
+from .repeats import assemble, claim_key, front_confidence, run_key, seed_of
 
 REFRESH_S = 2.0  # how stale the rung evidence of other trials may be (other drivers)
 
@@ -82,18 +83,20 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
 
 # -- repeats ------------------------------------------------------------------------------
 def repeat_record(study) -> dict[str, Any]:
-    return dict(study.user_attrs.get("repeats") or {})
+    return assemble(study.user_attrs)
 
 
-def mean_values(study, number: int, values: list[float]) -> tuple[list[float], list[list[float]]]:
-    """A trial's values as the mean over its seeds (its own run first), and the per-seed rows."""
-    rows = [list(values)] + [list(v) for v in repeat_record(study).get(str(number), {}).get("values", [])]
+def mean_values(record: dict[str, Any], number: int, values: list[float]) -> tuple[list[float], list[list[float]]]:
+    """A trial's values as the mean over its seeds (its own run first), and the per-seed
+    rows; `record` is repeat_record(study)."""
+    rows = [list(values)] + [list(v) for v in record.get(str(number), {}).get("values", [])]
     return [float(x) for x in np.mean(rows, axis=0)], rows
 
 
-def pending_repeats(study, cfg: StudyConfig) -> list[tuple[int, int]]:
+def pending_repeats(study, cfg: StudyConfig, live: Callable[[str], bool] = lambda driver: False) -> list[tuple[int, int]]:
     """(trial number, seed index) still to train: the current front on mean values, the
-    most accurate first, at most repeats.top members, each up to repeats.seeds runs."""
+    most accurate first, at most repeats.top members, each up to repeats.seeds runs. A run
+    already done or failed, or claimed by a driver that `live` says is running, is not."""
     if cfg.repeats is None or cfg.repeats.seeds < 2:
         return []
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and _trained(t)]
@@ -101,16 +104,19 @@ def pending_repeats(study, cfg: StudyConfig) -> list[tuple[int, int]]:
         return []
     from ..pareto import non_dominated
 
+    attrs = study.user_attrs
+    record = assemble(attrs)
     directions = [o.direction for o in cfg.objectives]
-    means = np.array([mean_values(study, t.number, t.values)[0] for t in done])
+    means = np.array([mean_values(record, t.number, t.values)[0] for t in done])
     front = [t for t, on in zip(done, non_dominated(means, directions), strict=True) if on]
     sign = -1 if directions[0] == "maximize" else 1
-    front.sort(key=lambda t: sign * mean_values(study, t.number, t.values)[0][0])
-    record, out = repeat_record(study), []
+    front.sort(key=lambda t: sign * mean_values(record, t.number, t.values)[0][0])
+    out = []
     for t in front[: cfg.repeats.top]:
-        entry = record.get(str(t.number), {})
-        have = 1 + len(entry.get("values", [])) + len(entry.get("failures", []))
-        out += [(t.number, i) for i in range(have, cfg.repeats.seeds)]
+        for i in range(1, cfg.repeats.seeds):
+            claimed = attrs.get(claim_key(t.number, i))
+            if run_key(t.number, i) not in attrs and not (claimed and live(claimed)):
+                out.append((t.number, i))
     return out
 
 
@@ -118,19 +124,25 @@ def _trained(t) -> bool:
     return t.user_attrs.get("duplicate_of") is None and "infeasible" not in t.user_attrs
 
 
+def claim_repeat(study, repeat: tuple[int, int], driver: str, live: Callable[[str], bool]) -> bool:
+    """Mark a repeat run as this driver's; False when it is done, or claimed by another
+    driver that `live` says is running, or another driver's claim won the write (both
+    wrote: the stored value is the last one)."""
+    attrs, key = study.user_attrs, claim_key(*repeat)
+    holder = attrs.get(key)
+    if run_key(*repeat) in attrs or (holder not in (None, driver) and live(holder)):
+        return False
+    study.set_user_attr(key, driver)
+    return study.user_attrs.get(key) == driver
+
+
 def record_repeat(study, cfg: StudyConfig, number: int, index: int, values: list[float]) -> None:
-    record = repeat_record(study)
-    entry = record.setdefault(str(number), {"seeds": [], "values": []})
-    entry["seeds"].append(seed_of(cfg.budget.seed, index))
-    entry["values"].append([float(v) for v in values])
-    study.set_user_attr("repeats", record)
+    run = {"seed": seed_of(cfg.budget.seed, index), "values": [float(v) for v in values]}
+    study.set_user_attr(run_key(number, index), run)
 
 
-def record_repeat_failure(study, repeat: tuple[int, int], reason: str) -> None:
-    record = repeat_record(study)
-    entry = record.setdefault(str(repeat[0]), {"seeds": [], "values": []})
-    entry.setdefault("failures", []).append(reason[:500])
-    study.set_user_attr("repeats", record)
+def record_repeat_failure(study, cfg: StudyConfig, repeat: tuple[int, int], reason: str) -> None:
+    study.set_user_attr(run_key(*repeat), {"seed": seed_of(cfg.budget.seed, repeat[1]), "failure": reason[:500]})
 
 
 def update_confidence(study, cfg: StudyConfig, resamples: int = 1000) -> dict[str, float]:
@@ -139,7 +151,7 @@ def update_confidence(study, cfg: StudyConfig, resamples: int = 1000) -> dict[st
     record = repeat_record(study)
     if not done or not record:
         return {}
-    runs = [np.array(mean_values(study, t.number, t.values)[1]) for t in done]
+    runs = [np.array(mean_values(record, t.number, t.values)[1]) for t in done]
     conf = front_confidence(runs, [o.direction for o in cfg.objectives], resamples=resamples, seed=cfg.seed)
     out = {str(t.number): float(c) for t, c in zip(done, conf, strict=True) if str(t.number) in record}
     study.set_user_attr("front_confidence", out)
@@ -166,8 +178,9 @@ def front_members(study, cfg: StudyConfig) -> list[FrontMember]:
     trained = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and _trained(t)]
     if not trained:
         return []
-    confidence = study.user_attrs.get("front_confidence") or {}
-    members = [FrontMember(t, *mean_values(study, t.number, t.values), confidence.get(str(t.number))) for t in trained]
+    attrs = study.user_attrs
+    record, confidence = assemble(attrs), attrs.get("front_confidence") or {}
+    members = [FrontMember(t, *mean_values(record, t.number, t.values), confidence.get(str(t.number))) for t in trained]
     directions = [o.direction for o in cfg.objectives]
     on = non_dominated(np.array([m.values for m in members]), directions)
     sign = -1 if directions[0] == "maximize" else 1

@@ -20,6 +20,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from ..errors import UserError
 
 HEARTBEAT_S = 5  # a live driver beats for each of its running trials this often
 GRACE_S = 30  # a running trial whose last beat is older than this belongs to a dead driver
+DRIVER_PREFIX = "driver:"  # study attribute driver:<id> -> time of the driver's last beat
 
 
 def make_storage(url: str) -> Any:
@@ -135,13 +137,20 @@ def fail_trial(study, tid: int, reason: str) -> bool:
 
 
 class Heartbeat:
-    """A daemon thread that beats for this driver's running trials."""
+    """A daemon thread that beats for this driver's running trials, and for the driver
+    itself (a study attribute driver:<id> holding the time), which tells other drivers
+    whether its claims (repeat runs) still stand."""
 
-    def __init__(self, study) -> None:
-        self.study, self.ids = study, set()
+    def __init__(self, study, driver: str = "") -> None:
+        self.study, self.driver, self.ids = study, driver, set()
         self.lock, self.stop = threading.Lock(), threading.Event()
         if beats(study):
+            self._beat_driver()
             threading.Thread(target=self._run, name="skipsearch-heartbeat", daemon=True).start()
+
+    def _beat_driver(self) -> None:
+        if self.driver:
+            self.study.set_user_attr(f"{DRIVER_PREFIX}{self.driver}", time.time())
 
     def add(self, tid: int) -> None:
         record_heartbeat(self.study, tid)  # at once: a trial never waits a full interval for its first beat
@@ -158,10 +167,10 @@ class Heartbeat:
     def __getstate__(self) -> dict:
         # Ray Tune pickles its search algorithm (and with it the runner) to save its own
         # state; a copy must not beat, so it arrives stopped and empty.
-        return {"study": self.study}
+        return {"study": self.study, "driver": self.driver}
 
     def __setstate__(self, state: dict) -> None:
-        self.study, self.ids = state["study"], set()
+        self.study, self.driver, self.ids = state["study"], state["driver"], set()
         self.lock, self.stop = threading.Lock(), threading.Event()
         self.stop.set()
 
@@ -169,9 +178,20 @@ class Heartbeat:
         while not self.stop.wait(HEARTBEAT_S):
             with self.lock:
                 ids = list(self.ids)
+            with contextlib.suppress(Exception):  # a missed beat is retried; the driver must not die of it
+                self._beat_driver()
             for tid in ids:
-                with contextlib.suppress(Exception):  # a missed beat is retried; the driver must not die of it
+                with contextlib.suppress(Exception):
                     record_heartbeat(self.study, tid)
+
+
+def driver_alive(study, driver: str) -> bool:
+    """Whether the driver `driver` (host:pid:tag) still runs: on this host its process
+    must exist; anywhere, its last beat must be within the grace period."""
+    if _gone(driver):
+        return False
+    beat = study.user_attrs.get(f"{DRIVER_PREFIX}{driver}")
+    return isinstance(beat, int | float) and time.time() - beat < GRACE_S
 
 
 # -- reading without writing ---------------------------------------------------------------

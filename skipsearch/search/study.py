@@ -11,6 +11,7 @@ goes to a backend, which calls evaluate() and hands the result back here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import socket
@@ -28,8 +29,16 @@ from ..presets import preset
 from ..spec import ArchSpec
 from .config import StudyConfig
 from .identity import check_identity, stored_identity
-from .rungs import RungBook, front_members, pending_repeats, record_repeat, record_repeat_failure, update_confidence
-from .storage import Heartbeat, ask, fail_trial, make_storage, stale_trial_ids, trial_id
+from .rungs import (
+    RungBook,
+    claim_repeat,
+    front_members,
+    pending_repeats,
+    record_repeat,
+    record_repeat_failure,
+    update_confidence,
+)
+from .storage import Heartbeat, ask, driver_alive, fail_trial, make_storage, stale_trial_ids, trial_id
 
 INTERRUPTED = "interrupted"  # reason of trials cut short by a stopped or killed driver
 SURPLUS = "not needed: the study already had its trials (another driver asked at the same time)"
@@ -118,7 +127,7 @@ class Runner:
         self.study = open_study(cfg)
         self.states = optuna.trial.TrialState
         self.driver = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.heart = Heartbeat(self.study)
+        self.heart = Heartbeat(self.study, self.driver)
         self.recovered = self.recover()
         self._waiting: list[tuple[Any, int]] = []  # (duplicate trial, number of the running original)
         self.say: Callable[[str], None] = lambda line: None
@@ -204,9 +213,13 @@ class Runner:
         self.heart.close()
 
     def _next_repeat(self, running: int) -> Prepared | None:
-        """The next repeat run of a front member (once the study's own trials are done)."""
+        """The next repeat run of a front member (once the study's own trials are done); a
+        run another live driver has claimed is left to it."""
+        live = functools.partial(driver_alive, self.study)
         if not self._repeats and running == 0:
-            self._repeats = [r for r in pending_repeats(self.study, self.cfg) if r not in self._repeating]
+            self._repeats = [r for r in pending_repeats(self.study, self.cfg, live) if r not in self._repeating]
+        while self._repeats and not claim_repeat(self.study, self._repeats[0], self.driver, live):
+            self._repeats.pop(0)
         if not self._repeats:
             return None
         number, index = self._repeats.pop(0)
@@ -398,7 +411,7 @@ class Runner:
     def fail(self, p: Prepared, reason: str, ray_trial_id: str | None = None) -> None:
         if p.repeat is not None:  # the original stays; the failed seed is recorded, not retried
             self._repeating.discard(p.repeat)
-            record_repeat_failure(self.study, p.repeat, reason)
+            record_repeat_failure(self.study, self.cfg, p.repeat, reason)
             return
         if ray_trial_id:
             p.trial.set_user_attr("ray_trial_id", ray_trial_id)
