@@ -23,8 +23,18 @@ def _seeds_text(a: dict[str, Any], metric: str) -> str:
     return f"- {metric} is from one training run (one seed): short runs vary between seeds; repeat the front to know by how much"
 
 
+def _figures(results, trial) -> dict[str, Any]:
+    """The trial's attributes with its row of the results table over them: objective values
+    as means over its seeds, and the seeds, spread and front confidence where repeated."""
+    import math
+
+    rows = results.frame[results.frame["number"] == trial.number].to_dict("records")
+    row = {k: v for k, v in (rows[0] if rows else {}).items() if not (isinstance(v, float) and math.isnan(v))}
+    return {**trial.user_attrs, **{k: v for k, v in row.items() if v is not None}}
+
+
 def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: tuple[int, int]) -> str:
-    a: dict[str, Any] = trial.user_attrs
+    a: dict[str, Any] = _figures(results, trial)
     cfg = results.config
     me1 = a.get("m_e1_bytes")
     timeline = a.get("skip_timeline") or []

@@ -112,3 +112,9 @@ def test_repeats_average_the_front_over_seeds(tmp_path):
         assert 0.0 <= row["front_confidence"] <= 1.0
     assert main(["run", str(path), "--backend", "local"]) == 0  # resumed: nothing more to repeat
     assert load_results(tmp_path / "t").frame["n_seeds"].max() == 3
+    number = int(repeated["number"].iloc[0])
+    assert main(["export", str(tmp_path / "t"), "--trial", str(number), "--out", str(tmp_path / "x")]) == 0
+    (card,) = (tmp_path / "x").glob("*/MODEL_CARD.md")
+    text = card.read_text()
+    row = repeated.iloc[0]
+    assert "is the mean of 3 training seeds" in text and f"- dice: {row['dice']:.4f}" in text
