@@ -192,7 +192,7 @@ def test_embedded_summary_json_parses_and_cannot_close_its_script(study_dir):
 
 def test_dashboard_of_empty_and_all_failed_studies(tmp_path, capsys):
     from skipsearch.search.config import load_study
-    from skipsearch.search.study import open_study
+    from skipsearch.search.opening import open_study
 
     empty = write_study(tmp_path / "empty", n_trials=2)
     open_study(load_study(empty))  # created, no trial yet: `--serve` must be able to start beside it

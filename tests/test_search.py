@@ -213,3 +213,14 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     trials = trials_of(path)
     assert not [t for t in trials if t.state.name == "RUNNING"]
     assert trials[-1].user_attrs.get("failure") == INTERRUPTED
+
+
+def test_sampler_options_reach_the_sampler(tmp_path):
+    from skipsearch.search.opening import make_sampler
+
+    for kind, option, attr in (
+        ("nsga2", "population: 5", "_population_size"),
+        ("tpe", "n_startup_trials: 3", "_n_startup_trials"),
+    ):
+        cfg = load_study(write_study(tmp_path / kind, sampler=f"{{type: {kind}, {option}}}"))
+        assert getattr(make_sampler(cfg), attr) == int(option.split(": ")[1])

@@ -28,7 +28,7 @@ from ..objectives import OBJECTIVES, format_value
 from ..presets import preset
 from ..spec import ArchSpec
 from .config import StudyConfig
-from .identity import check_identity, stored_identity
+from .opening import open_study
 from .rungs import (
     RungBook,
     claim_repeat,
@@ -38,69 +38,13 @@ from .rungs import (
     record_repeat_failure,
     update_confidence,
 )
-from .storage import Heartbeat, ask, driver_alive, fail_trial, make_storage, stale_trial_ids, trial_id
+from .storage import Heartbeat, ask, driver_alive, fail_trial, stale_trial_ids, trial_id
 
 INTERRUPTED = "interrupted"  # reason of trials cut short by a stopped or killed driver
 SURPLUS = "not needed: the study already had its trials (another driver asked at the same time)"
 UNCOUNTED = (INTERRUPTED, SURPLUS)  # failures that do not count towards n_trials
 OWN_ATTRS = ("ray_trial_id", "driver", "waiting_for", "preset")  # a duplicate does not take these over
 WAIT_S = 1.0  # how often a driver looks at trials it waits for (another driver's)
-
-
-def make_sampler(cfg: StudyConfig):
-    import optuna
-
-    kind, opts = cfg.sampler["type"], {k: v for k, v in cfg.sampler.items() if k != "type"}
-    if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=cfg.seed, population_size=int(opts.get("population", 8)))
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True)
-    if kind == "gp":
-        return optuna.samplers.GPSampler(seed=cfg.seed)
-    return optuna.samplers.RandomSampler(seed=cfg.seed)
-
-
-def open_study(cfg: StudyConfig, create: bool = True):
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    stored = stored_identity(cfg.storage, cfg.name)  # read-only: nothing is written before this passes
-    if stored is not None:
-        check_identity(cfg.path, cfg.name, stored, cfg.identity())
-    sampler = make_sampler(cfg)  # before anything is created: a sampler that cannot be built leaves no study.db
-    if cfg.storage != "memory://":
-        cfg.out.mkdir(parents=True, exist_ok=True)
-    storage = make_storage(cfg.storage)
-    if not create:
-        return optuna.load_study(study_name=cfg.name, storage=storage)
-    study = optuna.create_study(
-        study_name=cfg.name,
-        storage=storage,
-        directions=[o.direction for o in cfg.objectives],
-        sampler=sampler,
-        load_if_exists=True,
-    )
-    if tuple(study.directions) != tuple(optuna.study.StudyDirection[o.direction.upper()] for o in cfg.objectives):
-        from ..errors import UserError
-
-        raise UserError(
-            f"{cfg.path}: objectives: the stored study {cfg.name!r} has other objectives; use a new name or out folder"
-        )
-    if "identity" not in study.user_attrs:
-        study.set_user_attr("identity", cfg.identity())
-    study.set_user_attr(
-        "config",
-        {
-            "task": cfg.task_name,
-            "task_options": cfg.task_options,
-            "space": cfg.space.name,
-            "objectives": [[o.name, o.direction] for o in cfg.objectives],
-            "constraints": [[c.objective, c.low, c.high] for c in cfg.constraints],
-            "reference_input": list(cfg.reference_input),
-            "budget": cfg.budget.to_dict(),
-        },
-    )
-    return study
 
 
 @dataclass

@@ -1,0 +1,68 @@
+"""Opening a stored study: its sampler, the identity check, the configuration it records.
+
+Nothing is written before the stored study's identity (objectives, task, space
+dimensions) has been compared with the study file's, read-only; the sampler is built
+before the output folder is made, so a sampler that cannot be built leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from .config import StudyConfig
+from .identity import check_identity, stored_identity
+from .storage import make_storage
+
+
+def make_sampler(cfg: StudyConfig):
+    import optuna
+
+    kind, opts = cfg.sampler["type"], {k: v for k, v in cfg.sampler.items() if k != "type"}
+    if kind == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=cfg.seed, population_size=int(opts.get("population", 8)))
+    startup = {"n_startup_trials": int(opts["n_startup_trials"])} if "n_startup_trials" in opts else {}
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True, **startup)
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=cfg.seed, **startup)
+    return optuna.samplers.RandomSampler(seed=cfg.seed)
+
+
+def open_study(cfg: StudyConfig, create: bool = True):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    stored = stored_identity(cfg.storage, cfg.name)  # read-only: nothing is written before this passes
+    if stored is not None:
+        check_identity(cfg.path, cfg.name, stored, cfg.identity())
+    sampler = make_sampler(cfg)  # before anything is created: a sampler that cannot be built leaves no study.db
+    if cfg.storage != "memory://":
+        cfg.out.mkdir(parents=True, exist_ok=True)
+    storage = make_storage(cfg.storage)
+    if not create:
+        return optuna.load_study(study_name=cfg.name, storage=storage)
+    study = optuna.create_study(
+        study_name=cfg.name,
+        storage=storage,
+        directions=[o.direction for o in cfg.objectives],
+        sampler=sampler,
+        load_if_exists=True,
+    )
+    if tuple(study.directions) != tuple(optuna.study.StudyDirection[o.direction.upper()] for o in cfg.objectives):
+        raise UserError(
+            f"{cfg.path}: objectives: the stored study {cfg.name!r} has other objectives; use a new name or out folder"
+        )
+    if "identity" not in study.user_attrs:
+        study.set_user_attr("identity", cfg.identity())
+    study.set_user_attr(
+        "config",
+        {
+            "task": cfg.task_name,
+            "task_options": cfg.task_options,
+            "space": cfg.space.name,
+            "objectives": [[o.name, o.direction] for o in cfg.objectives],
+            "constraints": [[c.objective, c.low, c.high] for c in cfg.constraints],
+            "reference_input": list(cfg.reference_input),
+            "budget": cfg.budget.to_dict(),
+        },
+    )
+    return study
