@@ -23,7 +23,9 @@ def make_sampler(cfg: StudyConfig):
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True, **startup)
     if kind == "gp":
-        return optuna.samplers.GPSampler(seed=cfg.seed, **startup)
+        # conditional dimensions (CMRF's n, MSIAM's target) are sampled independently by
+        # design: Optuna's warning about it, once per trial, would bury the progress lines
+        return optuna.samplers.GPSampler(seed=cfg.seed, warn_independent_sampling=False, **startup)
     return optuna.samplers.RandomSampler(seed=cfg.seed)
 
 
