@@ -5,7 +5,7 @@
     space: ../search_spaces/tiny.yaml
     objectives: [dice, skip_memory_bytes]       # or {name: ..., direction: ...}
     constraints: [{objective: skip_memory_bytes, max: 2 MiB}]
-    sampler: {type: nsga2, population: 8}       # nsga2 | tpe | gp | random
+    sampler: tpe                                # tpe (default) | nsga2 | gp | random
     n_trials: 12
     budget: {steps: 60, batch: 8, size: [48, 48]}
     resources: {cpus: 1, gpus: 0}

@@ -23,6 +23,8 @@ from .repeats import Repeats
 from .space import SearchSpace
 from .storage import sqlite_path
 
+# the default is the sampler that did best on the tabular benchmark (BENCHMARKS.md, Search quality)
+DEFAULT_SAMPLER = "tpe"
 SAMPLER_OPTIONS = {"nsga2": ("population",), "tpe": ("n_startup_trials",), "gp": ("n_startup_trials",), "random": ()}
 SAMPLERS = tuple(SAMPLER_OPTIONS)
 FIELDS = (
@@ -227,11 +229,11 @@ class StudyFileReader:
         return Constraint(name, low, high)
 
     def sampler(self) -> dict[str, Any]:
-        raw = self.data.get("sampler", "nsga2")
+        raw = self.data.get("sampler", DEFAULT_SAMPLER)
         sampler = {"type": raw} if isinstance(raw, str) else raw
         if not isinstance(sampler, dict):
             raise self.fail("sampler", f"{raw!r}; allowed: a sampler name or {{type: NAME, ...options}}")
-        kind = sampler.get("type", "nsga2")
+        kind = sampler.get("type", DEFAULT_SAMPLER)
         if kind not in SAMPLERS:
             raise self.fail("sampler.type", f"{kind!r}{did_you_mean(kind, SAMPLERS)}; allowed: {', '.join(SAMPLERS)}")
         for key, value in sampler.items():
