@@ -12,6 +12,7 @@ import pytest
 from test_search import write_study
 
 from skipsearch.search.config import load_study
+from skipsearch.search.rungs import front_members
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 ENV = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
@@ -68,13 +69,14 @@ def test_scale_out_with_ray_start_head_and_address(tmp_path):
         subprocess.run([ray_bin, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
 
 
-def test_ray_with_fidelity_stops_trials_at_rungs(tmp_path):
+def test_ray_with_fidelity_stops_trials_at_rungs_and_repeats_the_front(tmp_path):
     path = write_study(
         tmp_path,
         n_trials=6,
         concurrency=2,
         budget="{steps: 8, batch: 2, size: [32, 32]}",
         fidelity="{type: asha, min_steps: 2, eta: 2}",
+        repeats="{seeds: 2, top: 2}",
     )
     proc = run(["run", str(path)])
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -87,6 +89,10 @@ def test_ray_with_fidelity_stops_trials_at_rungs(tmp_path):
             assert steps == [2, 4, 8] and t.user_attrs["steps"] == 8  # never complete on a partial budget
         else:
             assert steps == [2, 4][: t.user_attrs["rung"] + 1]
+    # the repeat runs start once the last trial has finished (Tune must not be told "finished" before)
+    cfg = load_study(path)
+    front = front_members(optuna.load_study(study_name=cfg.name, storage=cfg.storage), cfg)
+    assert front and all(len(m.seeds) == 2 for m in front[:2]), [(m.number, len(m.seeds)) for m in front]
 
 
 SITE = """

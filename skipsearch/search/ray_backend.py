@@ -65,7 +65,9 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
         def suggest(self, trial_id: str) -> dict | None:
             p = runner.next_trial(running=len(self.live))
             if p is None:
-                return Searcher.FINISHED
+                # while trials run, "nothing now" is not the end: the front's repeat runs
+                # are queued once the study's last trial has finished (Tune asks again)
+                return None if self.live else Searcher.FINISHED
             self.live[trial_id] = p
             report(runner.status(len(self.live)))
             return trial_config(p, runner)
