@@ -418,7 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if debug:
             raise
-        say(f"internal error: {type(err).__name__}: {_one_line(err)} (run with --debug or SKIPSEARCH_DEBUG=1 for the traceback)")
+        say(
+            f"internal error: {type(err).__name__}: {_one_line(err)} (run `skipsearch --debug {args.command} ...` or set SKIPSEARCH_DEBUG=1 for the traceback)"
+        )
         return 1
 
 

@@ -73,7 +73,13 @@ def _seeds_line(row, objectives: list[str]) -> str | None:
     std = row.get(f"{objectives[0]}_std")
     conf = row.get("front_confidence")
     text = f"{len(seeds)} seeds: {', '.join(_fmt(objectives[0], v) for v in seeds)} (std {_fmt(objectives[0], std)})"
-    return text + (f"; on the front in {float(conf):.0%} of bootstrap resamples" if isinstance(conf, float) else "")
+    return text + (f"; on the front in {float(conf):.0%} of bootstrap resamples" if _finite(conf) else "")
+
+
+def _finite(value: Any) -> bool:
+    """A number that is there: pandas fills a column's missing cells with NaN (a trial
+    pruned as infeasible has no rung when others stopped at one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _hover(row, objectives: list[str]) -> str:
@@ -81,7 +87,7 @@ def _hover(row, objectives: list[str]) -> str:
     seeds = _seeds_line(row, objectives)
     if seeds:
         lines.append(esc(seeds))
-    if isinstance(row.get("rung"), int | float) and row.get("state") == "PRUNED":
+    if _finite(row.get("rung")) and row.get("state") == "PRUNED":
         lines.append(f"stopped at rung {int(row['rung'])} ({esc(row.get('steps', '?'))} steps)")
     if isinstance(row.get("preset"), str):
         lines.append(f"preset: {esc(row['preset'])}")

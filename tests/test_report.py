@@ -202,3 +202,20 @@ def test_dashboard_of_empty_and_all_failed_studies(tmp_path, capsys):
     assert main(["run", str(failed), "--backend", "local"]) == 0
     assert main(["dashboard", str(tmp_path / "failed" / "t")]) == 0
     assert "No complete trial yet (2 trials)" in (tmp_path / "failed" / "t" / "dashboard.html").read_text()
+
+
+def test_dashboard_of_a_study_with_trials_stopped_at_rungs_and_infeasible_ones(tmp_path):
+    """An infeasible trial has no rung while others do: pandas gives it NaN there."""
+    from test_tabular import study_with_table
+
+    path = study_with_table(
+        tmp_path,
+        fidelity="{type: asha, min_steps: 2, eta: 2}",
+        constraints="[{objective: skip_memory_bytes, max: 1 B}]",  # every skip but `none` is infeasible
+    )
+    assert main(["run", str(path), "--backend", "tabular"]) == 0
+    r = load_results(tmp_path / "t")
+    states = set(r.frame["state"])
+    assert {"COMPLETE", "PRUNED"} <= states and r.frame["rung"].notna().any() and r.frame["infeasible"].notna().any()
+    page = build_page(r)
+    assert "stopped at rung" in page and "infeasible: skip_memory_bytes" in page and "nan" not in page.lower().split("<script")[0]

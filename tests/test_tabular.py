@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +57,7 @@ def study_with_table(tmp_path: Path, skip: str | None = None, **fields) -> Path:
 
 def test_tabular_study_answers_from_the_table(tmp_path):
     path = study_with_table(tmp_path, fidelity="{type: asha, min_steps: 2, eta: 2}")
-    start = time.perf_counter()
-    assert main(["run", str(path), "--backend", "tabular"]) == 0
-    assert time.perf_counter() - start < 30
+    assert main(["run", str(path), "--backend", "tabular"]) == 0  # its speed: BENCHMARKS.md, not a test
     table = Table.load(tmp_path / "table.json.gz")
     trials = trials_of(path)
     assert len([t for t in trials if t.state.is_finished()]) == 12

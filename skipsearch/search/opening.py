@@ -7,6 +7,8 @@ before the output folder is made, so a sampler that cannot be built leaves nothi
 
 from __future__ import annotations
 
+import warnings
+
 from ..errors import UserError
 from .config import StudyConfig
 from .identity import check_identity, stored_identity
@@ -21,7 +23,11 @@ def make_sampler(cfg: StudyConfig):
         return optuna.samplers.NSGAIISampler(seed=cfg.seed, population_size=int(opts.get("population", 8)))
     startup = {"n_startup_trials": int(opts["n_startup_trials"])} if "n_startup_trials" in opts else {}
     if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True, **startup)
+        # `group` (a joint model per set of conditional dimensions) is marked experimental:
+        # Optuna's notice of it would be the first line of every run with the default sampler
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True, **startup)
     if kind == "gp":
         # conditional dimensions (CMRF's n, MSIAM's target) are sampled independently by
         # design: Optuna's warning about it, once per trial, would bury the progress lines
