@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .export import TOLERANCE
 from .objectives import OBJECTIVES
 from .spec import ArchSpec
 
@@ -33,7 +34,7 @@ def _figures(results, trial) -> dict[str, Any]:
     return {**trial.user_attrs, **{k: v for k, v in row.items() if v is not None}}
 
 
-def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: tuple[int, int]) -> str:
+def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: tuple[int, int], limit: float) -> str:
     a: dict[str, Any] = _figures(results, trial)
     cfg = results.config
     me1 = a.get("m_e1_bytes")
@@ -90,7 +91,8 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
         + ", ".join(f"{n} = {v:.4g}" for n, v in zip(results.objectives, trial.values, strict=True)),
         "",
         "## Export checks",
-        f"Random input 1x{spec.in_channels}x{size[0]}x{size[1]}, max abs difference against the torch model:",
+        f"Random input 1x{spec.in_channels}x{size[0]}x{size[1]}, max abs difference against the torch model "
+        f"(allowed: {limit:.3g}, {TOLERANCE:g} of the largest output magnitude, at least {TOLERANCE:g}):",
         "",
         *[f"- {k}: {v:.3g}" for k, v in checks.items()],
         "",
