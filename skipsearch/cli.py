@@ -418,9 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if debug:
             raise
-        say(
-            f"internal error: {type(err).__name__}: {_one_line(err)} (run `skipsearch --debug {args.command} ...` or set SKIPSEARCH_DEBUG=1 for the traceback)"
-        )
+        hint = f"run `skipsearch --debug {args.command} ...` or set SKIPSEARCH_DEBUG=1 for the traceback"
+        say(f"internal error: {type(err).__name__}: {_one_line(err)} ({hint})")
         return 1
 
 

@@ -140,6 +140,8 @@ def export_trial(results, number: int, out: Path, force: bool = False) -> Path:
     spec = _stored_spec(number, attrs)
     _check_weights(Path(weights), spec)
     final = out / spec.arch_id
+    if not force and _same_bundle(final, Path(weights), spec):
+        return final  # exported before from these very weights: nothing to write
     check_target(final, "export bundle", force=force)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -190,6 +192,29 @@ def _check_weights(path: Path, spec: ArchSpec) -> None:
         raise UserError(f"{path}: not a readable safetensors file ({first}); allowed: the weights of {spec.arch_id}") from None
 
 
+def _same_bundle(final: Path, weights: Path, spec: ArchSpec) -> bool:
+    """An earlier bundle of this architecture from byte-identical weights: exporting again
+    (re-running the quickstart's commands) keeps it rather than refusing."""
+    try:
+        return (
+            (final / "checks.json").is_file()
+            and (final / "spec.json").read_text() == spec.to_json() + "\n"
+            and _sha256(final / "model.safetensors") == _sha256(weights)
+        )
+    except OSError:
+        return False
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def export_pareto(results, out: Path, force: bool = False) -> list[Path]:
     front = results.front
     if front.empty:
@@ -201,6 +226,12 @@ def export_pareto(results, out: Path, force: bool = False) -> list[Path]:
     for _, row in front.iterrows():  # one bundle per architecture: its first trial
         by_arch.setdefault(row.get("arch_id"), row)
     rows = list(by_arch.values())
+    by_number = {t.number: t for t in results.trials}
     for row in rows:  # refuse before writing any bundle
-        check_target(out / str(row.get("arch_id")), "export bundle", force=force)
+        number = int(row["number"])
+        final, attrs = out / str(row.get("arch_id")), by_number[number].user_attrs
+        weights = attrs.get("weights")
+        same = isinstance(weights, str) and _same_bundle(final, Path(weights), _stored_spec(number, attrs))
+        if force or not same:
+            check_target(final, "export bundle", force=force)
     return [export_trial(results, int(row["number"]), out, force) for row in rows]

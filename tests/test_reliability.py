@@ -53,14 +53,20 @@ def test_export_refuses_an_existing_bundle_unless_forced(study, tmp_path, capsys
     out = tmp_path / "exports"
     assert main(["export", str(study.parent / "t"), "--pareto", "--out", str(out)]) == 0
     bundle = next(p for p in out.iterdir() if not p.name.startswith("."))
-    before = sha(bundle / "model.onnx")
+    before = {p.name: sha(p) for p in bundle.iterdir()}
     (bundle / "README-mine.md").write_text("mine")
+    # the same export again (re-running the quickstart's commands): kept as it is, exit 0
+    assert main(["export", str(study.parent / "t"), "--pareto", "--out", str(out)]) == 0
+    assert {p.name: sha(p) for p in bundle.iterdir() if p.name != "README-mine.md"} == before
+    spec = (bundle / "spec.json").read_text()
+    (bundle / "spec.json").write_text(spec.replace('"width"', '"width" ', 1))  # no longer this export's
     capsys.readouterr()
     assert main(["export", str(study.parent / "t"), "--pareto", "--out", str(out)]) == 2
     line = one_error_line(capsys)
     assert bundle.name in line and "--force" in line
     assert main(["export", str(study.parent / "t"), "--pareto", "--out", str(out), "--force"]) == 0
-    assert (bundle / "README-mine.md").read_text() == "mine" and sha(bundle / "model.onnx") == before
+    assert (bundle / "README-mine.md").read_text() == "mine" and sha(bundle / "model.onnx") == before["model.onnx"]
+    assert (bundle / "spec.json").read_text() == spec
 
 
 @pytest.mark.parametrize(
