@@ -60,7 +60,8 @@ def main() -> None:
     metric, cost = r.objectives[0], r.objectives[1]
     directions = r.directions[:2]
     f = r.frame
-    trained = f[(f["state"] == "COMPLETE") & f["feasible"].astype(bool) & f["duplicate_of"].isna()].copy()
+    original = f["duplicate_of"].isna() if "duplicate_of" in f else True  # the column exists once a duplicate does
+    trained = f[(f["state"] == "COMPLETE") & f["feasible"].astype(bool) & original].copy()
     first = trained["seeds"].map(lambda s: s[0] if isinstance(s, list) else np.nan).fillna(trained[metric])
     trained["first"] = first
     means = trained[[metric, cost]].to_numpy(float)
