@@ -150,6 +150,19 @@ def pareto_figure(r: StudyResults):
                 hoverinfo="skip",
             )
         )
+    confirmed = done[done["n_seeds"].fillna(1) >= 2] if "n_seeds" in done else done.iloc[0:0]
+    if len(confirmed):  # a ring around each point whose values are means over several seeds
+        fig.add_trace(
+            go.Scatter(
+                x=_scale(x_name, confirmed[x_name]),
+                y=_scale(y_name, confirmed[y_name]),
+                mode="markers",
+                marker={"symbol": "circle-open", "size": 20, "color": "black", "line": {"width": 2}},
+                name="confirmed: mean of several seeds (others: one seed)",
+                text=[_hover(row, r.objectives) for _, row in confirmed.iterrows()],
+                hoverinfo="text",
+            )
+        )
     presets = done[done.get("preset", None).notna()] if "preset" in done else done.iloc[0:0]
     if len(presets):
         fig.add_trace(

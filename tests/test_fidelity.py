@@ -118,3 +118,10 @@ def test_repeats_average_the_front_over_seeds(tmp_path):
     text = card.read_text()
     row = repeated.iloc[0]
     assert "is the mean of 3 training seeds" in text and f"- dice: {row['dice']:.4f}" in text
+    from skipsearch.dashboard import pareto_figure
+
+    fig = pareto_figure(r)  # the repeated points are ringed as confirmed and carry error bars
+    (ring,) = [t for t in fig.data if t.name and t.name.startswith("confirmed")]
+    assert len(ring.x) == len(repeated)
+    bars = [t for t in fig.data if t.error_y is not None and t.error_y.array is not None]
+    assert bars and any(v > 0 for t in bars for v in t.error_y.array)
