@@ -68,6 +68,7 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
         f"- skip memory (inference, batch 1, fp32, {ref[1]}x{ref[2]}): {_mib(a.get('skip_memory_bytes'))}"
         + (f" = {a.get('skip_memory_bytes') / me1:.4g} M_E1 (M_E1 = {_mib(me1)})" if me1 else ""),
         f"- peak inference activations: {_mib(a.get('peak_activation_bytes'))}",
+        *_training_memory(a, cfg),
         "",
         "Skip memory held at its peak, by level:",
         "",
@@ -101,3 +102,15 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
         "",
     ]
     return "\n".join(lines)
+
+
+def _training_memory(a: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    """The training step's peak, where the study computed it (an objective or constraint)."""
+    if a.get("train_peak_bytes") is None:
+        return []
+    b = cfg.get("budget", {})
+    size = "x".join(str(s) for s in b.get("size", []))
+    return [
+        f"- training step peak (forward, backward, {b.get('optimizer', 'adamw')} step; batch {b.get('batch')}, {size}, fp32; "
+        f"predicted on the meta device, equal to the CPU measurement): {_mib(a['train_peak_bytes'])}"
+    ]

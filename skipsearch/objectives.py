@@ -36,6 +36,9 @@ class Objective:
     description: str
     compute: Callable[[Any], float] | None = None  # spec: from a costs.profile.Profile
     metric: bool = False  # a task metric (dice, psnr, ...): which ones a task has is the task's
+    # spec figures of a training step: compute(spec, budget) at the budget's batch and size,
+    # worked out only for studies that optimise or constrain them (it costs a meta step)
+    at_budget: bool = False
 
     @property
     def before_training(self) -> bool:
@@ -104,6 +107,25 @@ for _name, _unit, _text in (
     ("flops", "count", "FLOPs of convolutions and matmuls (torch's FlopCounterMode)"),
 ):
     register(Objective(_name, "minimize", _unit, "spec", _text, _profiled(_name)))
+
+
+def _train_peak(spec: Any, budget: Any) -> float:
+    from .costs.training import train_memory
+
+    return float(train_memory(spec, budget).peak_bytes)
+
+
+register(
+    Objective(
+        "train_peak_bytes",
+        "minimize",
+        "bytes",
+        "spec",
+        "peak bytes of one training step (weights, gradients, optimizer state, activations) at the budget's batch and size",
+        _train_peak,
+        at_budget=True,
+    )
+)
 
 # -- from training -------------------------------------------------------------------------
 for _name, _unit, _text in (

@@ -123,6 +123,27 @@ def check_standalone(spec: ArchSpec) -> None:
         assert torch.equal(ours(x), theirs(x)), f"{spec.summary()}: model.py gives other outputs"
 
 
+def check_train_memory(spec: ArchSpec, batch: int = 2, size: tuple[int, int] = (32, 32)) -> None:
+    """The training step's peak predicted on the meta device equals the one measured with
+    real CPU tensors, byte for byte, and its breakdown adds up (weights = the parameters
+    and buffers; AdamW keeps at least two moments per parameter)."""
+    from .costs.training import train_memory
+    from .train import Budget
+
+    budget = Budget(batch=batch, size=size)
+    predicted, measured = train_memory(spec, budget), train_memory(spec, budget, device="cpu")
+    assert predicted.to_dict()["train"]["breakdown"] == measured.to_dict()["train"]["breakdown"], (
+        f"{spec.summary()}: training memory predicted {predicted} != measured {measured}"
+    )
+    assert predicted.peak_bytes == measured.peak_bytes
+    model = build_model(spec)
+    params = sum(t.numel() * t.element_size() for t in model.parameters())
+    weights = params + sum(t.numel() * t.element_size() for t in model.buffers())
+    assert predicted.weights == weights and predicted.optimizer >= 2 * params
+    parts = predicted.weights + predicted.gradients + predicted.optimizer + predicted.activations
+    assert parts == predicted.peak_bytes and predicted.activations > 0
+
+
 CHECKS = (check_forward_backward, check_round_trip, check_deterministic, check_skip_memory, check_standalone)
 
 
@@ -152,5 +173,6 @@ __all__ = [
     "check_skip_design",
     "check_skip_memory",
     "check_standalone",
+    "check_train_memory",
     "small_spec",
 ]

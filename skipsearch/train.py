@@ -300,13 +300,7 @@ class _Run:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if self.cuda and self.budget.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.budget.amp):
-            self.loss = self.task.loss(self.model(x).float(), y)
-        self.opt.zero_grad(set_to_none=True)
-        self.loss.backward()
-        if self.budget.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.budget.grad_clip)
-        self.opt.step()
+        self.loss = train_step(self.model, self.opt, self.task, x, y, self.budget)
         self.sched.step()
         self.step += 1
 
@@ -336,6 +330,23 @@ class _Run:
             stopped_at=stopped,
         )
         return result
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, task: Task, x, y, budget: Budget) -> torch.Tensor:
+    """One optimisation step; training and the training-memory measurement
+    (costs/training.py) both run this, so the measured peak is the trained one. The
+    gradients are released before the forward pass, not after it: the numbers are the
+    same, and the last step's gradients are not held through the forward pass."""
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda" and budget.amp):
+        loss = task.loss(model(x).float(), y)
+    loss.backward()
+    if budget.grad_clip:
+        # per tensor off CUDA, so the meta device predicts the CPU's temporaries exactly
+        foreach = None if x.device.type == "cuda" else False
+        torch.nn.utils.clip_grad_norm_(model.parameters(), budget.grad_clip, foreach=foreach)
+    opt.step()
+    return loss
 
 
 __all__ = ["Budget", "TrainingError", "evaluate", "val_metrics"]

@@ -113,6 +113,15 @@ def _upsample(func, args) -> torch.Tensor | None:
     return torch.empty((*x.shape[:2], *args[1]), dtype=x.dtype, device="meta")
 
 
+def _shapes_of(out) -> list | tuple:
+    """What rebuilds an op's output: a list for one tensor, a tuple (None kept in place)
+    for several: backward ops such as convolution_backward return None for the gradients
+    their output mask did not ask for."""
+    if isinstance(out, torch.Tensor):
+        return [(tuple(out.shape), out.stride(), out.dtype)]
+    return tuple(None if t is None else (tuple(t.shape), t.stride(), t.dtype) for t in out)
+
+
 def _returns_new(func) -> bool:
     returns = func._schema.returns
     return len(returns) >= 1 and all(r.alias_info is None and str(r.type) == "Tensor" for r in returns)
@@ -142,15 +151,14 @@ class LiveStorages(TorchDispatchMode):
         hit = _META_CACHE.get(key) if key is not None else None
         if hit is not None:
             metas, flops = hit
-            outs = [torch.empty_strided(shape, stride, dtype=dtype, device="meta") for shape, stride, dtype in metas]
-            out = outs[0] if len(outs) == 1 else tuple(outs)
+            outs = [None if m is None else torch.empty_strided(m[0], m[1], dtype=m[2], device="meta") for m in metas]
+            out = outs[0] if not isinstance(metas, tuple) else tuple(outs)
         else:
             out = func(*args, **(kwargs or {}))
             counter = flop_registry.get(func._overloadpacket)
             flops = counter(*args, **(kwargs or {}), out_val=out) if counter is not None else 0
             if key is not None and len(_META_CACHE) < _META_CACHE_MAX:
-                leaves = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
-                _META_CACHE[key] = ([(tuple(t.shape), t.stride(), t.dtype) for t in leaves], flops)
+                _META_CACHE[key] = (_shapes_of(out), flops)
         self.flops += flops
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor):

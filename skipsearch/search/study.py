@@ -268,7 +268,11 @@ class Runner:
     def cheap_costs(self, spec: ArchSpec) -> dict[str, Any]:
         """Figures known from the spec alone, at the study's reference input size."""
         prof = profile(spec, self.cfg.reference_input)
-        costs = {n: o.compute(prof) for n, o in OBJECTIVES.items() if o.when == "spec"}
+        costs = {n: o.compute(prof) for n, o in OBJECTIVES.items() if o.when == "spec" and not o.at_budget}
+        wanted = {o.name for o in self.cfg.objectives} | {c.objective for c in self.cfg.constraints}
+        for n in wanted:
+            if n in OBJECTIVES and OBJECTIVES.get(n).at_budget:
+                costs[n] = OBJECTIVES.get(n).compute(spec, self.cfg.budget)
         costs["skip_timeline"] = [s.skip_bytes for s in prof.timeline]
         costs["skip_levels"] = prof.peak_stage.levels
         costs["m_e1_bytes"] = prof.m_e1_bytes
