@@ -105,12 +105,20 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
 
 
 def _training_memory(a: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
-    """The training step's peak, where the study computed it (an objective or constraint)."""
-    if a.get("train_peak_bytes") is None:
-        return []
-    b = cfg.get("budget", {})
-    size = "x".join(str(s) for s in b.get("size", []))
-    return [
-        f"- training step peak (forward, backward, {b.get('optimizer', 'adamw')} step; batch {b.get('batch')}, {size}, fp32; "
-        f"predicted on the meta device, equal to the CPU measurement): {_mib(a['train_peak_bytes'])}"
-    ]
+    """The training step's peak and the latency, where the study worked them out (as an
+    objective or a constraint)."""
+    lines = []
+    if a.get("train_peak_bytes") is not None:
+        b = cfg.get("budget", {})
+        size = "x".join(str(s) for s in b.get("size", []))
+        lines.append(
+            f"- training step peak (forward, backward, {b.get('optimizer', 'adamw')} step; batch {b.get('batch')}, {size}, "
+            f"fp32; predicted on the meta device, equal to the CPU measurement): {_mib(a['train_peak_bytes'])}"
+        )
+    if a.get("latency_ms") is not None:
+        lines.append(
+            f"- forward latency (batch 1, reference input, {a.get('latency_device', '?')}, {a.get('latency_threads', '?')} "
+            f"threads): median {a['latency_ms']:.2f} ms, interquartile range {a.get('latency_ms_iqr', float('nan')):.2f} ms "
+            f"over {a.get('latency_runs', '?')} runs"
+        )
+    return lines

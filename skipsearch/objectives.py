@@ -39,6 +39,7 @@ class Objective:
     # spec figures of a training step: compute(spec, budget) at the budget's batch and size,
     # worked out only for studies that optimise or constrain them (it costs a meta step)
     at_budget: bool = False
+    positive: bool = False  # never 0 or below (a latency, a training peak): a max <= 0 admits nothing
 
     @property
     def before_training(self) -> bool:
@@ -106,7 +107,7 @@ for _name, _unit, _text in (
     ("macs", "count", "multiply-accumulates of one forward pass, as thop counts them"),
     ("flops", "count", "FLOPs of convolutions and matmuls (torch's FlopCounterMode)"),
 ):
-    register(Objective(_name, "minimize", _unit, "spec", _text, _profiled(_name)))
+    register(Objective(_name, "minimize", _unit, "spec", _text, _profiled(_name), positive=not _name.startswith("skip")))
 
 
 def _train_peak(spec: Any, budget: Any) -> float:
@@ -124,6 +125,19 @@ register(
         "peak bytes of one training step (weights, gradients, optimizer state, activations) at the budget's batch and size",
         _train_peak,
         at_budget=True,
+        positive=True,
+    )
+)
+
+# -- measured on the worker, before training -------------------------------------------
+register(
+    Objective(
+        "latency_ms",
+        "minimize",
+        "ms",
+        "worker",
+        "median forward latency, batch 1, at the reference input, on the trial's device (spread: latency_ms_iqr)",
+        positive=True,
     )
 )
 

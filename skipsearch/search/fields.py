@@ -226,6 +226,8 @@ class StudyFileReader:
             raise self.fail(f"constraints.{name}", "no bound; allowed: max and/or min")
         if low is not None and high is not None and low > high:
             raise self.fail(f"constraints.{name}", f"min {low:g} > max {high:g}; allowed: min <= max")
+        if high is not None and high <= 0 and OBJECTIVES.get(name).positive:
+            raise self.fail(f"constraints.{name}.max", f"{high:g}: {name} is always above 0; allowed: a bound > 0")
         return Constraint(name, low, high)
 
     def sampler(self) -> dict[str, Any]:

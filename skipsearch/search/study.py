@@ -47,6 +47,18 @@ OWN_ATTRS = ("ray_trial_id", "driver", "waiting_for", "preset")  # a duplicate d
 WAIT_S = 1.0  # how often a driver looks at trials it waits for (another driver's)
 
 
+def infeasible(constraints, figures: dict[str, Any]) -> str | None:
+    """Why `figures` violate one of the constraints whose objective they hold, or None."""
+    for c in constraints:
+        value = figures.get(c.objective)
+        if value is None or c.violation(value) <= 0:
+            continue
+        above = c.high is not None and value > c.high
+        bound = f"<= {format_value(c.objective, c.high)}" if above else f">= {format_value(c.objective, c.low)}"
+        return f"{c.objective} = {format_value(c.objective, value)}, needs {bound}"
+    return None
+
+
 @dataclass
 class Prepared:
     """A trial that needs training."""
@@ -77,6 +89,8 @@ class Runner:
         self.say: Callable[[str], None] = lambda line: None
         self.book = RungBook(self.study, cfg) if cfg.fidelity else None
         self.rung_steps = cfg.fidelity.rungs(cfg.budget.steps) if cfg.fidelity else []
+        asked = [o.name for o in cfg.objectives] + [c.objective for c in cfg.constraints]
+        self.worker_objectives = sorted({n for n in asked if n in OBJECTIVES and OBJECTIVES.get(n).when == "worker"})
         self._repeats: list[tuple[int, int]] = []  # queued repeat runs
         self._repeating: set[tuple[int, int]] = set()  # repeat runs in flight
 
@@ -194,12 +208,9 @@ class Runner:
             trial.set_user_attr(key, costs.pop(key) if key in costs else getattr(spec, key, None))
         for key, value in costs.items():
             trial.set_user_attr(key, value)
-        violated = [c for c in self.cfg.constraints if c.violation(costs[c.objective]) > 0]
-        if violated:
-            c = violated[0]
-            above = c.high is not None and costs[c.objective] > c.high
-            bound = f"<= {format_value(c.objective, c.high)}" if above else f">= {format_value(c.objective, c.low)}"
-            trial.set_user_attr("infeasible", f"{c.objective} = {format_value(c.objective, costs[c.objective])}, needs {bound}")
+        reason = infeasible(self.cfg.constraints, costs)  # the worker checks what only it measures
+        if reason:
+            trial.set_user_attr("infeasible", reason)
             self._tell(trial, state=self.states.PRUNED)
             return None
         earlier = self._completed_by_arch().get(spec.arch_id)
@@ -321,6 +332,12 @@ class Runner:
             return self._complete_repeat(p, result)
         if p.stopped_at is not None or result.get("stopped_at") is not None:
             return self._stop(p, result, ray_trial_id)
+        if result.get("infeasible"):  # a constraint on a figure the worker measured: not trained
+            for key, value in result.items():
+                if _storable(value):
+                    p.trial.set_user_attr(key, value)
+            self._tell(p.trial, state=self.states.PRUNED)
+            return self._settle()
         for key, value in result.items():
             if _storable(value):
                 p.trial.set_user_attr(key, value)

@@ -70,6 +70,12 @@ class Table:
     def check_covers(self, cfg, task) -> None:
         """UserError unless the table answers every trial of this study exactly."""
         where = f"{cfg.path}: tabular backend ({self.path.name})"
+        from ..objectives import OBJECTIVES
+
+        asked = [o.name for o in cfg.objectives] + [c.objective for c in cfg.constraints]
+        measured = [n for n in asked if n in OBJECTIVES and OBJECTIVES.get(n).when == "worker"]
+        if measured:
+            raise UserError(f"{where}: {measured[0]} is measured on a trial's device, which the table has not recorded")
         if task.describe() != self.data.get("task"):
             raise UserError(f"{where}: task {task.describe()} differs from the table's {self.data.get('task')}")
         mine, theirs = cfg.budget.to_dict(), self.data.get("budget", {})

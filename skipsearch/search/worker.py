@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..spec import ArchSpec
+from .fields import Constraint
 from .repeats import seed_of
-from .study import Prepared, Runner
+from .study import Prepared, Runner, infeasible
 
 
 def trial_config(p: Prepared, runner: Runner) -> dict[str, Any]:
@@ -27,6 +28,10 @@ def trial_config(p: Prepared, runner: Runner) -> dict[str, Any]:
         "out": None if p.repeat is not None else str(runner.trial_dir(p.number, p.spec.arch_id)),
         "number": p.number,
         "rungs": [] if p.repeat is not None else list(runner.rung_steps),
+        # figures only the trial's device can give, measured before training (not for repeats)
+        "worker": [] if p.repeat is not None else runner.worker_objectives,
+        "reference_input": list(cfg.reference_input),
+        "constraints": [[c.objective, c.low, c.high] for c in cfg.constraints if c.objective in runner.worker_objectives],
     }
 
 
@@ -43,8 +48,13 @@ def run_trial(config: dict[str, Any], task=None, on_rung: Callable[[int, dict], 
         if budget.get("betas"):
             budget["betas"] = tuple(budget["betas"])
         task = task or make_task(config["task"], **config["task_options"])
+        spec = ArchSpec.from_json(config["spec"])
+        before = measured_before_training(spec, config, budget.get("device", "auto"))
+        reason = infeasible([Constraint(*c) for c in config.get("constraints", [])], before)
+        if reason:
+            return {**before, "infeasible": reason, "wall_s": time.perf_counter() - start}
         result = evaluate(
-            ArchSpec.from_json(config["spec"]),
+            spec,
             task,
             Budget(**budget),
             out=config["out"],
@@ -53,8 +63,19 @@ def run_trial(config: dict[str, Any], task=None, on_rung: Callable[[int, dict], 
         )
     except Exception as err:  # recorded with its reason; the study goes on
         return {"failure": _reason(err), "wall_s": time.perf_counter() - start}
+    result.update(before)
     result["wall_s"] = time.perf_counter() - start
     return result
+
+
+def measured_before_training(spec: ArchSpec, config: dict[str, Any], device: str) -> dict[str, Any]:
+    """The worker-measured objectives the study asks for (latency), on the trial's device."""
+    if "latency_ms" not in config.get("worker", []):
+        return {}
+    from ..costs.latency import latency
+    from ..train import resolve_device
+
+    return latency(spec, tuple(config["reference_input"]), device=str(resolve_device(device))).to_dict()
 
 
 OOM_SIGNS = ("out of memory", "can't allocate memory", "defaultcpuallocator", "cannot allocate memory")
