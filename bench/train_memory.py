@@ -37,8 +37,9 @@ def main() -> None:
         f"Batch {args.batch}, {args.size}x{args.size}, fp32, AdamW; MiB.",
         "",
         "| preset | predicted peak (meta) | measured peak (CPU) | equal | weights | gradients at peak | optimizer "
-        "| activations at peak | skip memory (inference, batch 1) | meta s | CPU s |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| activations at peak | checkpointed levels (predicted = measured) | skip memory (inference, batch 1) "
+        "| meta s | CPU s |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in list_presets():
         spec = preset(name)
@@ -49,10 +50,14 @@ def main() -> None:
         m = train_memory(spec, budget, device="cpu")
         cpu_s = time.perf_counter() - start
         skip = profile(spec, (spec.in_channels, args.size, args.size), counts=False).skip_memory_bytes
+        ckpt = Budget(batch=args.batch, size=(args.size, args.size), checkpoint=True)
+        cp, cm = train_memory(spec, ckpt), train_memory(spec, ckpt, device="cpu")
         same = p.to_dict()["train"]["breakdown"] == m.to_dict()["train"]["breakdown"] and p.peak_bytes == m.peak_bytes
         lines.append(
             f"| {name} | {mib(p.peak_bytes)} | {mib(m.peak_bytes)} | {'yes' if same else 'NO'} | {mib(p.weights)} "
-            f"| {mib(p.gradients)} | {mib(p.optimizer)} | {mib(p.activations)} | {mib(skip)} | {meta_s:.2f} | {cpu_s:.2f} |"
+            f"| {mib(p.gradients)} | {mib(p.optimizer)} | {mib(p.activations)} "
+            f"| {mib(cp.peak_bytes)} ({'=' if cp.peak_bytes == cm.peak_bytes else 'NOT ' + mib(cm.peak_bytes)}) "
+            f"| {mib(skip)} | {meta_s:.2f} | {cpu_s:.2f} |"
         )
         print(lines[-1], flush=True)
     body = "\n".join(lines)

@@ -143,6 +143,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         if head in ("input", "batch", "dtype", "device"):
             raise UserError(rest, field=head) from None
         raise UserError(f"{source}: {err}") from None  # the memory it needs: name the architecture
+    if args.checkpoint and not args.train:
+        raise UserError("checkpointing is a training option; allowed: with --train", field="checkpoint")
     train = _train_memory(args, spec, (h, w), what) if args.train else None
     if args.json:
         print(json.dumps({"name": args.preset or args.spec, **prof.to_dict(), **(train.to_dict() if train else {})}))
@@ -163,12 +165,13 @@ def _train_memory(args: argparse.Namespace, spec, size: tuple[int, int], what: s
         raise UserError(f"{args.dtype!r} with --train: a training step is measured in float32; allowed: float32", field="dtype")
     if args.device != "meta":
         check_fits(training_bytes(spec, args.batch, size), args.device, f"{what}, training step")
-    return train_memory(spec, Budget(batch=args.batch, size=size), device=args.device)
+    return train_memory(spec, Budget(batch=args.batch, size=size, checkpoint=args.checkpoint), device=args.device)
 
 
 def print_train_memory(t) -> None:
     h, w = t.size
-    print(f"\n  training step (AdamW, batch {t.batch}, {h}x{w}, on {t.device}): peak {_mib(t.peak_bytes)}")
+    how = ", levels checkpointed" if t.checkpoint else ""
+    print(f"\n  training step (AdamW, batch {t.batch}, {h}x{w}{how}, on {t.device}): peak {_mib(t.peak_bytes)}")
     for label, value in (("weights", t.weights), ("gradients", t.gradients), ("optimizer", t.optimizer)):
         print(f"    {label:<32} {_mib(value)}")
     print(f"    {'activations (saved, temporaries)':<32} {_mib(t.activations)}")
@@ -363,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
     p.add_argument("--device", default="meta", help="meta (exact, instant), cpu or cuda (real tensors)")
     p.add_argument("--train", action="store_true", help="also the peak memory of one training step, with its breakdown")
+    p.add_argument("--checkpoint", action="store_true", help="with --train: each level recomputed in backward")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_profile)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .blocks import make_stage
 from .operators import make_down, make_stem, make_up
@@ -48,6 +49,15 @@ class UNet(nn.Module):
             self.decoder.append(make_stage(spec, c_in, ws[level - 1], spec.dec_blocks[level - 1], 2 ** (level - 1)))
         k = 3 if spec.head == "restore" else 1
         self.head = nn.Conv2d(ws[0], spec.out_channels, k, padding=k // 2)
+        self.checkpointing = False  # a training option (Budget.checkpoint), not part of the architecture
+
+    def _level(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """One level's blocks; with checkpointing (training, grad on) their activations
+        are recomputed in backward instead of kept. What the skip design holds is kept
+        either way: it is the part of training memory checkpointing cannot drop."""
+        if not (self.checkpointing and self.training and torch.is_grad_enabled()):
+            return stage(x)
+        return checkpoint(_Recomputed(stage), x, use_reentrant=False)
 
     def forward(self, x: torch.Tensor, probe: Probe | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -59,24 +69,47 @@ class UNet(nn.Module):
         x = self.stem(x)
         state = self.skip.begin()
         for i, (stage, down) in enumerate(zip(self.encoder, self.downs, strict=True)):
-            x = stage(x)
+            x = self._level(stage, x)
             self.skip.push(state, i + 1, x)
             x = down(x)
             if probe is not None:
                 probe("encoder", i + 1, x, state, pinned)
-        x = self.middle(x)
+        x = self._level(self.middle, x)
         if probe is not None:
             probe("bottleneck", self.spec.depth + 1, x, state, pinned)
         for i in reversed(range(self.spec.depth)):
             x = self.ups[i](x)
             x = self.skip.pull(state, i + 1, x)
-            x = self.decoder[i](x)
+            x = self._level(self.decoder[i], x)
             if probe is not None:
                 probe("decoder", i + 1, x, state, pinned)
         x = self.head(x)
         if pinned is not None:
             x = x + pinned
         return x[..., :h, :w] if pad_h or pad_w else x
+
+
+class _Recomputed:
+    """A level run under checkpoint: the recomputation in backward must not move batch
+    norm's running statistics a second time (momentum 0 there, counters restored)."""
+
+    def __init__(self, stage: nn.Module) -> None:
+        self.stage, self.calls = stage, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 1:
+            return self.stage(x)
+        norms = [m for m in self.stage.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+        for m in norms:
+            m.momentum = 0.0
+        try:
+            return self.stage(x)
+        finally:
+            for m, (momentum, count) in zip(norms, saved, strict=True):
+                m.momentum = momentum
+                m.num_batches_tracked.copy_(count)
 
 
 _INIT_LOCK = threading.Lock()

@@ -72,6 +72,7 @@ _BUDGET_CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("amp", lambda v: isinstance(v, bool), "true, false"),
     ("channels_last", lambda v: isinstance(v, bool), "true, false"),
     ("val_batch", _int(1, MAX_BATCH), f"an integer >= 1 and <= {MAX_BATCH:,}"),
+    ("checkpoint", lambda v: isinstance(v, bool), "true, false"),
 ]
 
 
@@ -96,6 +97,7 @@ class Budget:
     amp: bool = True  # bf16 autocast (CUDA only)
     channels_last: bool = True  # (CUDA only)
     val_batch: int = 32
+    checkpoint: bool = False  # recompute each encoder and decoder level in backward (less memory, same result)
 
     def __post_init__(self) -> None:
         for name, ok, allowed in _BUDGET_CHECKS:
@@ -263,6 +265,7 @@ class _Run:
         self.val = task.val_set(budget.size)
         self.cuda = device.type == "cuda"
         model = build_model(spec).to(device)
+        model.checkpointing = budget.checkpoint
         if self.cuda and budget.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model

@@ -72,3 +72,45 @@ def test_profile_train_on_the_command_line(capsys):
     assert main(["profile", "--preset", "tiny-naf", "--train", "--dtype", "bfloat16"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--dtype: 'bfloat16' with --train" in err[0]
+    assert main(["profile", "--preset", "tiny-naf", "--checkpoint"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--checkpoint" in err[0] and "with --train" in err[0]
+    assert main([*args, "--checkpoint"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ckpt = train_memory(preset("tiny-naf-sdi"), Budget(batch=4, size=(64, 64), checkpoint=True))
+    assert out["train_peak_bytes"] == ckpt.peak_bytes < expected.peak_bytes and out["train"]["checkpoint"] is True
+
+
+@pytest.mark.parametrize("name", ["tiny-naf-unetmm", "tiny-cmrf"])  # LayerNorm; batch norm (running statistics)
+def test_checkpointing_trains_the_same_network(name):
+    """The same losses at every step, the same weights and batch-norm statistics after."""
+    import torch
+
+    from skipsearch import build_model
+    from skipsearch.tasks import make_task
+    from skipsearch.train import _optimizer, train_step
+
+    task = make_task("shapes", train_samples=8, val_samples=2)
+    spec = task.adapt(preset(name))
+    runs = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = build_model(spec).train()
+        model.checkpointing = checkpointing
+        budget = Budget(batch=2, size=(32, 32), checkpoint=checkpointing)
+        opt, batches = _optimizer(model, task, budget), task.train_batches((32, 32), 2, 0)
+        losses = [float(train_step(model, opt, task, *next(batches), budget).detach()) for _ in range(4)]
+        runs.append((losses, model.state_dict()))
+    (plain_losses, plain), (ckpt_losses, ckpt) = runs
+    assert plain_losses == ckpt_losses
+    assert plain.keys() == ckpt.keys() and all(torch.equal(plain[k], ckpt[k]) for k in plain)
+
+
+def test_checkpointing_lowers_the_peak_and_the_prediction_covers_it():
+    spec = contract.small_spec("naf", "msiam_iem", 3)
+    plain = train_memory(spec, Budget(batch=2, size=(64, 64)))
+    ckpt = train_memory(spec, Budget(batch=2, size=(64, 64), checkpoint=True))
+    assert ckpt.peak_bytes < 0.7 * plain.peak_bytes and ckpt.weights == plain.weights
+    measured = train_memory(spec, Budget(batch=2, size=(64, 64), checkpoint=True), device="cpu")
+    assert measured.peak_bytes == ckpt.peak_bytes
+    assert measured.to_dict()["train"]["breakdown"] == ckpt.to_dict()["train"]["breakdown"]

@@ -34,11 +34,12 @@ class TrainMemory:
     batch: int
     size: tuple[int, int]
     device: str
+    checkpoint: bool = False  # levels recomputed in backward
 
     def to_dict(self) -> dict[str, Any]:
         """`train_peak_bytes` and, under `train`, the breakdown at the peak and the setting."""
         parts = {"weights": self.weights, "gradients": self.gradients, "optimizer": self.optimizer}
-        setting = {"batch": self.batch, "size": list(self.size), "device": self.device}
+        setting = {"batch": self.batch, "size": list(self.size), "device": self.device, "checkpoint": self.checkpoint}
         return {
             "train_peak_bytes": self.peak_bytes,
             "train": {"breakdown": {**parts, "activations": self.activations}, **setting},
@@ -111,6 +112,7 @@ def train_memory(spec: ArchSpec, budget, device: str = "meta") -> TrainMemory:
     size = tuple(int(s) for s in budget.size)
     size = tuple(-(-s // spec.multiple) * spec.multiple for s in size)  # the padded size it trains at
     model = (build_model(spec, "meta") if device == "meta" else build_model(spec).to(device)).train()
+    model.checkpointing = budget.checkpoint
     task = _Loss("restore" if spec.head == "restore" else "seg", spec.out_channels)
     opt = _optimizer(model, task, budget)
     make = torch.empty if device == "meta" else torch.randn
@@ -128,4 +130,5 @@ def train_memory(spec: ArchSpec, budget, device: str = "meta") -> TrainMemory:
     optimizer = _nbytes(state)
     batch_bytes = x.untyped_storage().nbytes() + y.untyped_storage().nbytes()
     peak = weights + optimizer + batch_bytes + mode.peak
-    return TrainMemory(peak, weights, at_peak, optimizer, peak - weights - optimizer - at_peak, budget.batch, size, device)
+    activations = peak - weights - optimizer - at_peak
+    return TrainMemory(peak, weights, at_peak, optimizer, activations, budget.batch, size, device, budget.checkpoint)
