@@ -47,7 +47,9 @@ def test_objective_catalogue_drives_constraints():
         "params",
         "macs",
         "flops",
+        "train_peak_bytes",
     }
+    assert ss.list_objectives("worker") == ["latency_ms"]
     assert {"dice", "psnr", "train_time_s"} <= set(ss.list_objectives("trained"))
 
 
