@@ -141,6 +141,9 @@ class LiveStorages(TorchDispatchMode):
         self.live = 0
         self.peak = 0
         self.flops = 0
+        self.born: dict[int, int] = {}  # storage -> its birth number: what lived at the peak can be read after
+        self.births = 0
+        self.peak_birth = 0  # the birth number at the moment of the peak
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = _pointwise(func, args, kwargs) if func not in _UPSAMPLE else _upsample(func, args)
@@ -171,8 +174,11 @@ class LiveStorages(TorchDispatchMode):
         if key in self.sizes or key in self.ignored:
             return
         self.sizes[key] = n = storage.nbytes()
+        self.births += 1
+        self.born[key] = self.births
         self.live += n
-        self.peak = max(self.peak, self.live)
+        if self.live > self.peak:
+            self.peak, self.peak_birth = self.live, self.births
         weakref.finalize(storage, self._free, key)
 
     def _free(self, key: int) -> None:

@@ -8,13 +8,13 @@ and the batch. On the meta device this is a prediction in milliseconds; on real 
 the same code measures what the kernels allocate, and the two agree to the byte (tests). On
 CUDA, foreach optimizer kernels and the caching allocator's rounding add to it.
 
-The breakdown is read at the peak moment: the gradients already accumulated then, and the
-rest (tensors autograd saved for backward, temporaries, the batch) as activations.
+The breakdown is read at the peak moment (the tracker numbers each storage's birth): the
+gradients already accumulated then, and the rest (tensors autograd saved for backward,
+temporaries, the batch) as activations.
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,30 +44,6 @@ class TrainMemory:
             "train_peak_bytes": self.peak_bytes,
             "train": {"breakdown": {**parts, "activations": self.activations}, **setting},
         }
-
-
-class _Births(LiveStorages):
-    """LiveStorages that also numbers each storage's birth and the birth at the peak, so
-    the composition at the peak can be read afterwards (no snapshot per new peak)."""
-
-    def __init__(self, exclude: list[torch.Tensor]) -> None:
-        super().__init__(exclude)
-        self.born: dict[int, int] = {}
-        self.births = 0
-        self.peak_birth = 0
-
-    def _track(self, t: torch.Tensor) -> None:
-        storage = t.untyped_storage()
-        key = storage._cdata
-        if key in self.sizes or key in self.ignored:
-            return
-        self.sizes[key] = n = storage.nbytes()
-        self.births += 1
-        self.born[key] = self.births
-        self.live += n
-        if self.live > self.peak:
-            self.peak, self.peak_birth = self.live, self.births
-        weakref.finalize(storage, self._free, key)
 
 
 def _nbytes(tensors) -> int:
@@ -123,7 +99,7 @@ def train_memory(spec: ArchSpec, budget, device: str = "meta") -> TrainMemory:
         state = [v for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
         weights = _nbytes([*model.parameters(), *model.buffers()])
         keep = [*model.parameters(), *model.buffers(), *state, x, y]
-        with _Births(keep) as mode:
+        with LiveStorages(keep) as mode:
             train_step(model, opt, task, x, y, budget)
         grads = {p.grad.untyped_storage()._cdata for p in model.parameters() if p.grad is not None}
         at_peak = sum(mode.sizes.get(k, 0) for k in grads if mode.born.get(k, 1 << 62) <= mode.peak_birth)
