@@ -51,13 +51,26 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(ws[0], spec.out_channels, k, padding=k // 2)
         self.checkpointing = False  # a training option (Budget.checkpoint), not part of the architecture
 
+    def _checkpointed(self) -> bool:
+        return self.checkpointing and self.training and torch.is_grad_enabled()
+
     def _level(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """One level's blocks; with checkpointing (training, grad on) their activations
-        are recomputed in backward instead of kept. What the skip design holds is kept
-        either way: it is the part of training memory checkpointing cannot drop."""
-        if not (self.checkpointing and self.training and torch.is_grad_enabled()):
+        are recomputed in backward instead of kept."""
+        if not self._checkpointed():
             return stage(x)
-        return checkpoint(_Recomputed(stage), x, use_reentrant=False)
+        return checkpoint(_Recomputed(stage, stage), x, use_reentrant=False)
+
+    def _encoder_level(self, stage: nn.Module, down: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An encoder level and its down operator: (the level's output, what goes down).
+        Checkpointed together, so the level's output is kept only if the skip design
+        holds it: the skip tensors are what checkpointing cannot drop, and a design that
+        holds less (UNet--, none) then trains in less memory."""
+        if not self._checkpointed():
+            e = stage(x)
+            return e, down(e)
+        both = nn.ModuleList([stage, down])
+        return checkpoint(_Recomputed(both, lambda t: _then_down(stage, down, t)), x, use_reentrant=False)
 
     def forward(self, x: torch.Tensor, probe: Probe | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -69,9 +82,9 @@ class UNet(nn.Module):
         x = self.stem(x)
         state = self.skip.begin()
         for i, (stage, down) in enumerate(zip(self.encoder, self.downs, strict=True)):
-            x = self._level(stage, x)
-            self.skip.push(state, i + 1, x)
-            x = down(x)
+            e, x = self._encoder_level(stage, down, x)
+            self.skip.push(state, i + 1, e)
+            del e  # held by the skip design or freed
             if probe is not None:
                 probe("encoder", i + 1, x, state, pinned)
         x = self._level(self.middle, x)
@@ -89,23 +102,29 @@ class UNet(nn.Module):
         return x[..., :h, :w] if pad_h or pad_w else x
 
 
+def _then_down(stage: nn.Module, down: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    e = stage(x)
+    return e, down(e)
+
+
 class _Recomputed:
     """A level run under checkpoint: the recomputation in backward must not move batch
     norm's running statistics a second time (momentum 0 there, counters restored)."""
 
-    def __init__(self, stage: nn.Module) -> None:
-        self.stage, self.calls = stage, 0
+    def __init__(self, modules: nn.Module, run: Callable) -> None:
+        self.modules, self.run, self.calls = modules, run, 0
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor):
         self.calls += 1
         if self.calls == 1:
-            return self.stage(x)
-        norms = [m for m in self.stage.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+            return self.run(x)
+        found = self.modules.modules()
+        norms = [m for m in found if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
         saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
         for m in norms:
             m.momentum = 0.0
         try:
-            return self.stage(x)
+            return self.run(x)
         finally:
             for m, (momentum, count) in zip(norms, saved, strict=True):
                 m.momentum = momentum
