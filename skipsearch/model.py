@@ -111,14 +111,14 @@ class _Recomputed:
     """A level run under checkpoint: the recomputation in backward must not move batch
     norm's running statistics a second time (momentum 0 there, counters restored)."""
 
-    def __init__(self, modules: nn.Module, run: Callable) -> None:
-        self.modules, self.run, self.calls = modules, run, 0
+    def __init__(self, owner: nn.Module, run: Callable) -> None:
+        self.owner, self.run, self.calls = owner, run, 0  # owner: the modules `run` uses
 
     def __call__(self, x: torch.Tensor):
         self.calls += 1
         if self.calls == 1:
             return self.run(x)
-        found = self.modules.modules()
+        found = self.owner.modules()
         norms = [m for m in found if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
         saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
         for m in norms:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -130,3 +131,68 @@ def test_a_dead_worker_is_recorded_with_its_cause_and_the_terminal_stays_clean(t
     assert len(failed) == 1 and failed[0].user_attrs["failure"].startswith("the Ray worker process died")
     assert len([t for t in trials if t.state.name == "COMPLETE"]) == 2  # the study went on
     assert "ActorDiedError" in (tmp_path / "t" / "ray" / "ray-messages.log").read_text()
+
+
+PACKED_SPACE = """name: packed
+params:
+  depth: {choice: [2, 3]}
+  width: {choice: [8, 16, 32, 128]}
+  block.type: naf
+  skip.type: {choice: [none, plain]}
+"""
+# a Ray with one GPU that is only a resource (this machine need not have one): the shares,
+# Ray's placement and the times are real, the training runs on the CPU
+FAKE_GPU_DRIVER = """import os, sys
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+import ray
+ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+from skipsearch.search.run import run_study
+sys.exit(0 if run_study(sys.argv[1]).finished else 1)
+"""
+
+
+def test_gpus_auto_packs_trials_onto_a_gpu_by_predicted_memory(tmp_path):
+    from skipsearch.costs.training import train_memory
+    from skipsearch.spec import ArchSpec
+
+    (tmp_path / "space.yaml").write_text(PACKED_SPACE)
+    path = write_study(
+        tmp_path,
+        space=tmp_path / "space.yaml",
+        n_trials=8,
+        concurrency=4,
+        budget="{steps: 2, batch: 2, size: [128, 128]}",
+        resources="{cpus: 1, gpus: auto, gpu_memory: 1 GiB, gpu_context: 128 MiB}",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", FAKE_GPU_DRIVER, str(path)], env=ENV, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = load_study(path)
+    _, trials = summary(path)
+    assert len(trials) == 8 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+    trained = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("duplicate_of") is None]
+    assert len(trained) >= 3
+    for t in trials:
+        spec = ArchSpec.from_json(t.user_attrs["spec"])
+        peak = train_memory(spec, cfg.budget).peak_bytes
+        share = max(0.01, math.ceil((math.ceil(peak * 1.25) + 128 * 2**20) / 2**30 * 100 - 1e-6) / 100)
+        assert t.user_attrs["gpu_share"] == pytest.approx(share)
+        if share > 1:  # the width-128 networks: refused without training
+            assert t.state.name == "PRUNED" and "more than a GPU's 1.00 GiB" in t.user_attrs["infeasible"]
+    placed = [t.user_attrs["gpu"] for t in trained]
+    assert all(g["ids"] == ["0"] and g["share"] == t.user_attrs["gpu_share"] for g, t in zip(placed, trained, strict=True))
+    # at every moment a trial started, the trials then on the GPU hold at most all of it,
+    # and at some moment two or more shared it (packing by memory, not one per GPU)
+    together = [[g for g in placed if g["start"] <= s["start"] < g["end"]] for s in placed]
+    assert max(sum(g["share"] for g in group) for group in together) <= 1 + 1e-9
+    assert max(len(group) for group in together) >= 2
+
+
+def test_gpus_auto_on_a_cluster_without_gpus_is_one_line_before_the_study_is_touched(tmp_path):
+    path = write_study(tmp_path, resources="{gpus: auto}")
+    proc = run(["run", str(path)])
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "resources.gpus: auto, but the Ray cluster has no GPU" in lines[0], proc.stderr
+    assert str(path) in lines[0] and not (tmp_path / "t").exists()

@@ -51,7 +51,8 @@ class StudyConfig:
     budget: Budget
     reference_input: tuple[int, int, int]
     cpus: float = 1
-    gpus: float = 0
+    gpus: float | str = 0  # a number, or "auto": packed by predicted training memory (gpus.py)
+    gpu_packing: Any = None  # gpus.Packing when gpus is "auto"
     concurrency: int = 1
     seed: int = 0
     seed_presets: list[str] = field(default_factory=list)
@@ -69,6 +70,15 @@ class StudyConfig:
     @property
     def metric_names(self) -> list[str]:
         return [o.name for o in self.objectives]
+
+    def asked(self, when: str, at_budget: bool = False) -> list[str]:
+        """The catalogue objectives this study optimises or constrains that are known
+        `when` (and, for `at_budget`, only those worked out at the budget), in order."""
+        from ..objectives import OBJECTIVES
+
+        names = dict.fromkeys([o.name for o in self.objectives] + [c.objective for c in self.constraints])
+        found = [OBJECTIVES.get(n) for n in names if n in OBJECTIVES]
+        return [o.name for o in found if o.when == when and (o.at_budget or not at_budget)]
 
     def identity(self) -> dict[str, Any]:
         """What must not change when the stored study is opened again: objective names and
@@ -95,7 +105,7 @@ def load_study(path: str | Path) -> StudyConfig:
     name = r.name()
     task_name, options, task = r.task()
     space = r.space()
-    cpus, gpus = r.resources()
+    cpus, gpus, packing = r.resources()
     out = r.out(name)
     budget = r.budget()
     cfg = StudyConfig(
@@ -112,6 +122,7 @@ def load_study(path: str | Path) -> StudyConfig:
         reference_input=r.reference_input(task),
         cpus=cpus,
         gpus=gpus,
+        gpu_packing=packing,
         concurrency=r.integer("concurrency", 1, 1),
         seed=r.seed(),
         seed_presets=r.seed_presets(),
@@ -124,6 +135,7 @@ def load_study(path: str | Path) -> StudyConfig:
     )
     _probe(cfg, task)
     _check_data(cfg, task)
+    _check_gpus(cfg, task)
     return cfg
 
 
@@ -162,3 +174,13 @@ def _probe(cfg: StudyConfig, task: Task) -> None:
         cfg.space.probe(task)
     except SpecError as err:
         raise UserError(f"{cfg.path}: space: {cfg.space.source}: no point of the space is a valid architecture: {err}") from None
+
+
+def _check_gpus(cfg: StudyConfig, task: Task) -> None:
+    """With gpus: auto and a stated gpu_memory, a study whose smallest architecture cannot
+    train on such a GPU is refused here (with the cluster's own figure, when it is run)."""
+    from .gpus import check_fits, stated
+
+    gpus = stated(cfg)
+    if gpus is not None:
+        check_fits(cfg, task, gpus)

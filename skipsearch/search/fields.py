@@ -58,6 +58,7 @@ AMOUNT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_REFERENCE_SIDE = 16384
 MAX_TRIALS = 1_000_000  # far beyond any study; a larger number is a typo
+PACKING_FIELDS = ("gpu_memory", "gpu_margin", "gpu_context")  # gpus: auto only (gpus.py)
 MAX_SEED = 2**32 - 1  # Optuna's samplers seed NumPy's RandomState
 
 
@@ -264,17 +265,39 @@ class StudyFileReader:
             raise self.fail("budget min_lr", f"{budget.min_lr!r} is invalid; allowed: a number >= 0 and <= lr ({budget.lr:g})")
         return budget
 
-    def resources(self) -> tuple[float, float]:
+    def resources(self) -> tuple[float, float | str, Any]:
+        """(cpus, gpus, packing): gpus is a number, or "auto" with its Packing (gpus.py)."""
+        from .gpus import Packing
+
         raw = self.mapping("resources")
+        allowed = ["cpus", "gpus", *PACKING_FIELDS]
         for key in raw:
-            if key not in ("cpus", "gpus"):
-                raise self.fail(f"resources.{key}", f"unknown field{did_you_mean(key, ['cpus', 'gpus'])}; allowed: cpus, gpus")
+            if key not in allowed:
+                raise self.fail(f"resources.{key}", f"unknown field{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
         cpus, gpus = raw.get("cpus", 1), raw.get("gpus", 0)
         if not is_number(cpus) or cpus <= 0:
             raise self.fail("resources.cpus", f"{cpus!r}; allowed: a number > 0 (CPUs per trial)")
-        if not is_number(gpus) or gpus < 0:
-            raise self.fail("resources.gpus", f"{gpus!r}; allowed: a number >= 0 (a fraction of a GPU packs trials)")
-        return float(cpus), float(gpus)
+        if gpus != "auto" and (not is_number(gpus) or gpus < 0):
+            raise self.fail(
+                "resources.gpus", f"{gpus!r}; allowed: a number >= 0 (a fraction of a GPU packs trials), or auto (by memory)"
+            )
+        if gpus != "auto":
+            for key in PACKING_FIELDS:
+                if key in raw:
+                    raise self.fail(f"resources.{key}", f"given with gpus: {gpus!r}; allowed: only with gpus: auto")
+            return float(cpus), float(gpus), None
+        memory = raw.get("gpu_memory")
+        if memory is not None:
+            memory = parse_amount(f"{self.path}: resources.gpu_memory", memory, "bytes")
+            if memory < 2**30:
+                raise self.fail("resources.gpu_memory", f"{raw['gpu_memory']!r}; allowed: the memory of each GPU, >= 1 GiB")
+        margin = raw.get("gpu_margin", Packing.margin)
+        if not is_number(margin) or not 0 <= margin <= 4:
+            raise self.fail("resources.gpu_margin", f"{margin!r}; allowed: a fraction of the peak, 0-4 (0.25 adds 25 %)")
+        context = parse_amount(f"{self.path}: resources.gpu_context", raw.get("gpu_context", Packing.context), "bytes")
+        if context > 64 * 2**30:
+            raise self.fail("resources.gpu_context", f"{raw['gpu_context']!r}; allowed: 0-64 GiB (the CUDA context per process)")
+        return float(cpus), "auto", Packing(None if memory is None else int(memory), float(margin), int(context))
 
     def reference_input(self, task: Task) -> tuple[int, int, int]:
         ref = self.data.get("reference_input", [task.in_channels, 256, 256])

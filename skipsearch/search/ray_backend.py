@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,25 +35,23 @@ def _trainable(config: dict[str, Any]) -> None:
         tune.report({RUNG: {"step": step, "metrics": metrics}})
         return True  # the driver's scheduler stops the trial when it should not go on
 
-    tune.report({RESULT: run_trial(config, on_rung=on_rung)})
+    started = time.time()
+    result = run_trial(config, on_rung=on_rung)
+    if config.get("gpu"):  # where Ray placed it, and when: the packing is checked from these
+        import ray
+
+        result["gpu"] = {**config["gpu"], "ids": [str(i) for i in ray.get_gpu_ids()], "start": started, "end": time.time()}
+    tune.report({RESULT: result})
 
 
 def run_ray(runner: Runner, report: Callable[[str], None], address: str | None = None) -> None:
-    if not address:
-        # Ray reads RAY_AUTH_MODE when it is imported: the driver and the processes it starts
-        # must agree, so settle it first (token auth; a local cluster makes its own token).
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    started = connect(address)
     import ray
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
     from ray.tune.search import Searcher
 
     cfg = runner.cfg
-    started = not ray.is_initialized()
-    if started:
-        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
-        ray.init(address=address, **kwargs) if address else ray.init(**kwargs)
 
     class StudySearcher(Searcher):
         def __init__(self) -> None:
@@ -105,9 +104,8 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
             causes[trial.trial_id] = worker_failure(_error_text(trial))
 
     searcher = StudySearcher()
-    resources = {"cpu": cfg.cpus, "gpu": cfg.gpus}
     tuner = tune.Tuner(
-        tune.with_resources(_trainable, resources),
+        tune.with_resources(_trainable, resources(cfg)),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=RungScheduler(),
@@ -132,6 +130,34 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
         searcher.live.clear()
         if started:
             ray.shutdown()
+
+
+def connect(address: str | None = None) -> bool:
+    """Start a local Ray (or join the cluster at `address`) unless one is connected; True
+    when this call started it (and so its caller shuts it down)."""
+    if not address:
+        # Ray reads RAY_AUTH_MODE when it is imported: the driver and the processes it starts
+        # must agree, so settle it first (token auth; a local cluster makes its own token).
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
+    ray.init(address=address, **kwargs) if address else ray.init(**kwargs)
+    return True
+
+
+def resources(cfg) -> Any:
+    """Each trial's Ray resources: the study's fixed CPUs and GPUs, or with gpus: auto a
+    share of one GPU per trial, from its config (the driver worked it out from the trial's
+    predicted training peak; gpus.py)."""
+    if cfg.gpus != "auto":
+        return {"cpu": cfg.cpus, "gpu": cfg.gpus}
+    from ray.tune import PlacementGroupFactory
+
+    return lambda config: PlacementGroupFactory([{"CPU": cfg.cpus, "GPU": config["gpu"]["share"]}])
 
 
 def nested(result: dict[str, Any], key: str) -> dict[str, Any] | None:

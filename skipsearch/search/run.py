@@ -8,6 +8,7 @@ local Ray, or a cluster at `address`) or `local` (in-process). Progress lines go
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,12 +60,38 @@ def run_study(
     if backend not in BACKENDS:
         raise UserError(f"{backend!r}; allowed: {', '.join(BACKENDS)}", field="backend")
     table = _table(cfg) if backend == "tabular" else None  # checked before the study is touched
-    runner = Runner(cfg)
-    runner.say = report
+    with _packing(cfg, backend, address) as gpus:
+        runner = Runner(cfg, gpus)
+        runner.say = report
+        try:
+            return _run(runner, cfg, backend, address, report, table)
+        finally:
+            runner.close()
+
+
+@contextlib.contextmanager
+def _packing(cfg: StudyConfig, backend: str, address: str | None):
+    """gpus: auto: the cluster's GPUs (Ray connected first, so a cluster without GPUs or
+    too small for the study is refused before the study is touched); None otherwise."""
+    if cfg.gpus != "auto":
+        yield None
+        return
+    if backend != "ray":
+        raise UserError(f"{cfg.path}: resources.gpus: auto packs Ray trials onto GPUs; allowed with --backend ray")
+    import ray
+
+    from .gpus import check_fits, cluster_gpus
+    from .ray_backend import connect
+
+    started = connect(address)
     try:
-        return _run(runner, cfg, backend, address, report, table)
+        gpus = cluster_gpus(cfg)
+        if gpus.source == "measured":  # a stated figure was checked when the file was read
+            check_fits(cfg, cfg.make_task(), gpus)
+        yield gpus
     finally:
-        runner.close()
+        if started:
+            ray.shutdown()
 
 
 def _run(runner, cfg: StudyConfig, backend: str, address: str | None, report, table) -> RunOutcome:

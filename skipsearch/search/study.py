@@ -75,10 +75,11 @@ class Prepared:
 
 
 class Runner:
-    def __init__(self, cfg: StudyConfig) -> None:
+    def __init__(self, cfg: StudyConfig, gpus: Any = None) -> None:
         import optuna
 
         self.cfg = cfg
+        self.gpus = gpus  # gpus.Gpus with gpus: auto: each trial asks for its share of a GPU
         self.task = cfg.make_task()
         self.study = open_study(cfg)
         self.states = optuna.trial.TrialState
@@ -89,8 +90,7 @@ class Runner:
         self.say: Callable[[str], None] = lambda line: None
         self.book = RungBook(self.study, cfg) if cfg.fidelity else None
         self.rung_steps = cfg.fidelity.rungs(cfg.budget.steps) if cfg.fidelity else []
-        asked = [o.name for o in cfg.objectives] + [c.objective for c in cfg.constraints]
-        self.worker_objectives = sorted({n for n in asked if n in OBJECTIVES and OBJECTIVES.get(n).when == "worker"})
+        self.worker_objectives = sorted(cfg.asked("worker"))
         self._repeats: list[tuple[int, int]] = []  # queued repeat runs
         self._repeating: set[tuple[int, int]] = set()  # repeat runs in flight
 
@@ -209,6 +209,9 @@ class Runner:
         for key, value in costs.items():
             trial.set_user_attr(key, value)
         reason = infeasible(self.cfg.constraints, costs)  # the worker checks what only it measures
+        if self.gpus is not None:
+            reason = reason or self.gpus.unfit(costs["train_peak_bytes"])
+            trial.set_user_attr("gpu_share", self.gpus.share(costs["train_peak_bytes"]))
         if reason:
             trial.set_user_attr("infeasible", reason)
             self._tell(trial, state=self.states.PRUNED)
@@ -280,10 +283,9 @@ class Runner:
         """Figures known from the spec alone, at the study's reference input size."""
         prof = profile(spec, self.cfg.reference_input)
         costs = {n: o.compute(prof) for n, o in OBJECTIVES.items() if o.when == "spec" and not o.at_budget}
-        wanted = {o.name for o in self.cfg.objectives} | {c.objective for c in self.cfg.constraints}
-        for n in wanted:
-            if n in OBJECTIVES and OBJECTIVES.get(n).at_budget:
-                costs[n] = OBJECTIVES.get(n).compute(spec, self.cfg.budget)
+        packed = ["train_peak_bytes"] if self.gpus is not None else []  # the GPU share is worked out from it
+        for n in dict.fromkeys(self.cfg.asked("spec", at_budget=True) + packed):
+            costs[n] = OBJECTIVES.get(n).compute(spec, self.cfg.budget)
         costs["skip_timeline"] = [s.skip_bytes for s in prof.timeline]
         costs["skip_levels"] = prof.peak_stage.levels
         costs["m_e1_bytes"] = prof.m_e1_bytes
@@ -295,6 +297,15 @@ class Runner:
             block=spec.block.type,
         )
         return costs
+
+    def gpu_request(self, p: Prepared) -> dict[str, Any] | None:
+        """gpus: auto: the trial's share of a GPU and its allocator cap (gpus.Gpus.worker),
+        from its predicted training peak (worked out here for a trial stored without it)."""
+        if self.gpus is None:
+            return None
+        if p.costs.get("train_peak_bytes") is None:
+            p.costs["train_peak_bytes"] = OBJECTIVES.get("train_peak_bytes").compute(p.spec, self.cfg.budget)
+        return self.gpus.worker(p.costs["train_peak_bytes"])
 
     # -- telling ---------------------------------------------------------------------
     def rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> bool:

@@ -70,10 +70,7 @@ class Table:
     def check_covers(self, cfg, task) -> None:
         """UserError unless the table answers every trial of this study exactly."""
         where = f"{cfg.path}: tabular backend ({self.path.name})"
-        from ..objectives import OBJECTIVES
-
-        asked = [o.name for o in cfg.objectives] + [c.objective for c in cfg.constraints]
-        measured = [n for n in asked if n in OBJECTIVES and OBJECTIVES.get(n).when == "worker"]
+        measured = cfg.asked("worker")
         if measured:
             raise UserError(f"{where}: {measured[0]} is measured on a trial's device, which the table has not recorded")
         if task.describe() != self.data.get("task"):

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..spec import ArchSpec
 from .fields import Constraint
+from .gpus import limit_allocator
 from .repeats import seed_of
 from .study import Prepared, Runner, infeasible
 
@@ -32,6 +33,8 @@ def trial_config(p: Prepared, runner: Runner) -> dict[str, Any]:
         "worker": [] if p.repeat is not None else runner.worker_objectives,
         "reference_input": list(cfg.reference_input),
         "constraints": [[c.objective, c.low, c.high] for c in cfg.constraints if c.objective in runner.worker_objectives],
+        # gpus: auto: the trial's share of a GPU (Ray's request) and its allocator cap
+        "gpu": runner.gpu_request(p),
     }
 
 
@@ -49,6 +52,7 @@ def run_trial(config: dict[str, Any], task=None, on_rung: Callable[[int, dict], 
             budget["betas"] = tuple(budget["betas"])
         task = task or make_task(config["task"], **config["task_options"])
         spec = ArchSpec.from_json(config["spec"])
+        limit_allocator(config.get("gpu"))
         before = measured_before_training(spec, config, budget.get("device", "auto"))
         reason = infeasible([Constraint(*c) for c in config.get("constraints", [])], before)
         if reason:
