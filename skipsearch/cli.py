@@ -324,16 +324,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from .dashboard import write_dashboard
 
+    dirs = args.study_dir
+    if len(dirs) > 1:  # several studies: one page overlaying their fronts
+        from .compare import write_compare
+
+        if args.serve:
+            raise UserError("--serve: one study at a time; allowed: dashboard STUDY_DIR --serve (compare pages are files)")
+        print(write_compare(dirs, args.out, args.study))
+        return 0
+    if args.out:
+        raise UserError("--out: only for comparing studies (dashboard A B ...); one study's page is STUDY_DIR/dashboard.html")
     if args.serve:
         from .serve import check_port
 
-        check_port(args.port)
-    path = write_dashboard(args.study_dir, refresh=15 if args.serve else None, name=args.study)
+        check_port(args.port, args.host)
+    elif args.host != "127.0.0.1":
+        raise UserError(f"--host: {args.host!r} without --serve; allowed: --serve --host HOST")
+    path = write_dashboard(dirs[0], name=args.study)
     print(path)
     if args.serve:
         from .serve import serve
 
-        serve(Path(args.study_dir), args.port, name=args.study)
+        serve(Path(dirs[0]), args.port, name=args.study, host=args.host)
     return 0
 
 
@@ -396,10 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("dashboard", help="write STUDY_DIR/dashboard.html (self-contained); --serve keeps it fresh on localhost")
-    p.add_argument("study_dir", metavar="STUDY_DIR")
-    p.add_argument("--serve", action="store_true", help="serve on 127.0.0.1 and rebuild every 10 s while a study runs")
+    p = sub.add_parser(
+        "dashboard",
+        help="write STUDY_DIR/dashboard.html (self-contained); --serve: a live page; several folders: compare their fronts",
+    )
+    p.add_argument("study_dir", metavar="STUDY_DIR", nargs="+")
+    p.add_argument("--serve", action="store_true", help="serve a live page (it updates in place while a study runs)")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--host", default="127.0.0.1", help="with --serve: the address to listen on (default 127.0.0.1)")
+    p.add_argument("--out", metavar="FILE", help="comparing studies: the page (default: the first folder's compare.html)")
     p.add_argument("--study", help="the study's name, when the folder holds several")
     p.set_defaults(func=cmd_dashboard)
 

@@ -135,6 +135,7 @@ def pareto_figure(r: StudyResults):
                     },
                     text=[_hover(row, r.objectives) for _, row in part.iterrows()],
                     hoverinfo="text",
+                    customdata=[int(n) for n in part["number"]],  # a click opens this trial
                     error_y=_error_bars(part, y_name),
                 )
             )
@@ -161,6 +162,7 @@ def pareto_figure(r: StudyResults):
                 name="confirmed: mean of several seeds (others: one seed)",
                 text=[_hover(row, r.objectives) for _, row in confirmed.iterrows()],
                 hoverinfo="text",
+                customdata=[int(n) for n in confirmed["number"]],
             )
         )
     presets = done[done.get("preset", None).notna()] if "preset" in done else done.iloc[0:0]
@@ -176,6 +178,7 @@ def pareto_figure(r: StudyResults):
                 name="seed presets",
                 hovertext=[_hover(row, r.objectives) for _, row in presets.iterrows()],
                 hoverinfo="text",
+                customdata=[int(n) for n in presets["number"]],
             )
         )
     stopped = f[(f["state"] == "PRUNED") & f["infeasible"].isna()]
@@ -190,6 +193,7 @@ def pareto_figure(r: StudyResults):
                 marker={"symbol": "circle-open", "color": "#999", "size": 7},
                 text=[_hover(row, r.objectives) for _, row in stopped.iterrows()],
                 hoverinfo="text",
+                customdata=[int(n) for n in stopped["number"]],
             )
         )
     bad = f[f["infeasible"].notna()] if "infeasible" in f else f.iloc[0:0]
@@ -204,6 +208,7 @@ def pareto_figure(r: StudyResults):
                 marker={"symbol": "x", "color": "#bbb", "size": 7},
                 text=[_hover(row, r.objectives) for _, row in bad.iterrows()],
                 hoverinfo="text",
+                customdata=[int(n) for n in bad["number"]],
             )
         )
     fig.update_layout(
@@ -338,10 +343,26 @@ def skip_summary(r: StudyResults) -> list[dict[str, Any]]:
                 "infeasible": int(g["infeasible"].notna().sum()) if "infeasible" in g else 0,
                 "failed": int((g["state"] == "FAIL").sum()),
                 f"best {metric}": best,
+                "best's 95% CI over seeds": _interval(done, metric, direction),
                 "min skip memory": g["skip_memory_bytes"].min() if "skip_memory_bytes" in g else None,
             }
         )
     return rows
+
+
+def _interval(done, metric: str, direction: str) -> str:
+    """The design's best trial, mean +- Student-t 95 % half-width over its seeds, where it
+    was repeated; "-" for one seed (no spread to speak of)."""
+    from scipy.stats import t as student
+
+    if not len(done) or "n_seeds" not in done or f"{metric}_std" not in done:
+        return "-"
+    best = done.sort_values(metric, ascending=direction == "minimize").iloc[0]
+    n, std = best.get("n_seeds"), best.get(f"{metric}_std")
+    if not _finite(n) or n < 2 or not _finite(std):
+        return "-"
+    half = float(student.ppf(0.975, int(n) - 1)) * float(std) / math.sqrt(int(n))
+    return f"{best[metric]:.4g} +- {half:.2g} ({int(n)} seeds)"
 
 
 def _cell_kind(column: str) -> str:
@@ -385,59 +406,12 @@ def pareto_rows(r: StudyResults) -> list[dict[str, Any]]:
     return out
 
 
-SCRIPT = """
-function sortTable(id, col) {
-  const t = document.getElementById(id), body = t.tBodies[0], rows = Array.from(body.rows);
-  const dir = t.dataset.col == col && t.dataset.dir == 'asc' ? 'desc' : 'asc';
-  t.dataset.col = col; t.dataset.dir = dir;
-  const key = r => { const v = r.cells[col].dataset.v; const n = parseFloat(v); return isNaN(n) ? v : n; };
-  rows.sort((a, b) => { const x = key(a), y = key(b); return (x > y ? 1 : x < y ? -1 : 0) * (dir == 'asc' ? 1 : -1); });
-  rows.forEach(r => body.appendChild(r));
-}
-"""
-STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:17px;margin-top:28px}
-table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
-th{background:#f4f4f4;cursor:pointer}td:last-child{text-align:left}.meta{color:#555;font-size:13px}.note{background:#fff6dd;padding:8px}"""
+def build_page(r: StudyResults, live: dict[str, Any] | None = None) -> str:
+    """The page of a study: its data (payload.py) drawn by the page's script (page.py)."""
+    from .page import build_page as page
+    from .payload import payload
 
-
-def build_page(r: StudyResults, refresh: int | None = None) -> str:
-    import plotly.io as pio
-    from plotly.offline import get_plotlyjs
-
-    figures = [("pareto", pareto_figure(r))]
-    if len(r.objectives) >= 3:
-        figures.append(("front3d", front3d_figure(r)))
-    figures += [("hypervolume", hypervolume_figure(r)), ("timeline", timeline_figure(r)), ("parallel", parallel_figure(r))]
-    divs = {
-        name: pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{name}", validate=False)
-        for name, fig in figures
-    }
-    counts = r.frame["state"].value_counts().to_dict() if len(r.frame) else {}
-    meta = (
-        f"task {esc(r.config.get('task', '?'))} | space {esc(r.config.get('space', '?'))} | objectives "
-        + ", ".join(f"{esc(o)} ({d})" for o, d in zip(r.objectives, r.directions, strict=True))
-        + f" | trials {len(r.frame)} ({', '.join(f'{esc(k)} {v}' for k, v in counts.items())}) | hypervolume {r.hypervolume:.4g}"
-    )
-    summary = {"study": r.name, "front": [int(n) for n in r.front["number"]], "hypervolume": r.hypervolume}
-    head_refresh = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
-    parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'>{head_refresh}<title>{esc(r.name)} - skipsearch</title>",
-        f"<style>{STYLE}</style><script>{get_plotlyjs()}</script><script>{SCRIPT}</script></head><body>",
-        f"<h1>Study {esc(r.name)}</h1><p class='meta'>{meta}</p>",
-        _empty_note(r),
-        divs["pareto"],
-        divs.get("front3d", ""),
-        "<h2>Pareto trials</h2>",
-        _table(pareto_rows(r), "pareto-table"),
-        "<h2>Skip designs</h2>",
-        _table(skip_summary(r), "skip-table"),
-        divs["timeline"],
-        divs["hypervolume"],
-        divs["parallel"],
-        f"<script type='application/json' id='summary'>{script_json(summary)}</script>",
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    return page(payload(r), live)
 
 
 def _empty_note(r: StudyResults) -> str:
@@ -451,7 +425,7 @@ def _empty_note(r: StudyResults) -> str:
     return ""
 
 
-def write_dashboard(directory: str | Path, refresh: int | None = None, name: str | None = None) -> Path:
+def write_dashboard(directory: str | Path, name: str | None = None) -> Path:
     from .results import load_results
 
     r = load_results(directory, name)
@@ -461,7 +435,7 @@ def write_dashboard(directory: str | Path, refresh: int | None = None, name: str
         if p.is_dir():
             raise UserError(f"{p}: is a folder; allowed: a folder where skipsearch may write dashboard.html (move it away)")
     try:
-        tmp.write_text(build_page(r, refresh), encoding="utf-8")
+        tmp.write_text(build_page(r), encoding="utf-8")
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -18,7 +18,17 @@ import numpy as np
 from .errors import UserError
 from .pareto import default_reference, hypervolume, hypervolume_history, non_dominated
 from .search.repeats import assemble
-from .search.storage import StoredStudy, check_sqlite_file, read_study, study_names
+from .search.storage import (
+    POINTER,
+    DatabaseUnreachable,
+    StoredStudy,
+    check_sqlite_file,
+    read_pointer,
+    read_study,
+    shown_url,
+    sqlite_path,
+    study_names,
+)
 
 SKIP_COLUMNS = ("spec", "skip_timeline", "skip_levels")  # kept out of the flat table
 # columns every table has, even when no trial (or no complete one) carries them yet
@@ -49,6 +59,14 @@ def find_storage(directory: Path) -> str:
         raise UserError(f"{directory}: study folder not found")
     if not directory.is_dir():
         raise UserError(f"{directory}: is a file; allowed: a study's output folder (holding study.db), e.g. studies/quickstart")
+    url = read_pointer(directory)  # a study kept elsewhere (a database server): its URL, noted by `run`
+    if url is not None:
+        db = sqlite_path(url)
+        if db is not None:
+            if not db.exists():
+                raise UserError(f"{directory / POINTER}: names {db}, which does not exist; allowed: the study database's URL")
+            check_sqlite_file(db)
+        return url
     db = directory / "study.db"
     if not db.exists():
         raise UserError(f"{directory}: no study.db in this folder (the output folder of a study, e.g. studies/quickstart)")
@@ -56,9 +74,9 @@ def find_storage(directory: Path) -> str:
     return f"sqlite:///{db.resolve()}"
 
 
-def _pick(directory: Path, names: list[str], name: str | None) -> str:
+def _pick(directory: Path, names: list[str], name: str | None, where: str = "study.db") -> str:
     if not names:
-        raise UserError(f"{directory}: study.db holds no study; allowed: the output folder of a study that has been run")
+        raise UserError(f"{directory}: {where} holds no study; allowed: the output folder of a study that has been run")
     if name is None:
         if len(names) != 1:
             raise UserError(f"{directory} holds studies {', '.join(names)}; allowed: one of them, by name", field="study")
@@ -70,8 +88,15 @@ def _pick(directory: Path, names: list[str], name: str | None) -> str:
 
 def load_stored_study(directory: Path, name: str | None = None) -> StoredStudy:
     """A study's data from its output folder, read without writing (search/storage.py)."""
-    db = Path(find_storage(directory)[len("sqlite:///") :])
-    return read_study(db, _pick(directory, study_names(db), name))
+    url = find_storage(directory)
+    db = sqlite_path(url)
+    if db is not None:
+        return read_study(db, _pick(directory, study_names(db), name))
+    try:  # a database server, read with plain SELECTs
+        return read_study(url, _pick(directory, study_names(url), name, where=shown_url(url)))
+    except DatabaseUnreachable as err:
+        hint = "; the password is not kept in that file: give it in PGPASSWORD or ~/.pgpass" if "password" in err.message else ""
+        raise UserError(f"{directory / POINTER}: {err.message}{hint}") from None
 
 
 def _flatten_spec(spec_json: str | None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ allocator cap, without Ray (the packing on Ray itself is in test_ray.py, slow)."
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -102,7 +103,9 @@ def test_a_batch_no_gpu_can_hold_is_refused_before_the_study_is_touched(tmp_path
 def test_gpus_auto_needs_the_ray_backend(tmp_path):
     from skipsearch.search.run import run_study
 
-    with pytest.raises(UserError, match="resources.gpus: auto packs Ray trials onto GPUs; allowed with --backend ray"):
+    with pytest.raises(
+        UserError, match=re.escape("resources.gpus: auto packs Ray trials onto GPUs; allowed with the ray backend (the default)")
+    ):
         run_study(packed_study(tmp_path), backend="local")
     assert not (tmp_path / "t").exists()
 

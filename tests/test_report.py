@@ -186,7 +186,7 @@ def test_embedded_summary_json_parses_and_cannot_close_its_script(study_dir):
     text = script_json(tricky)
     assert "</" not in text and "<" not in text and json.loads(text) == tricky
     page = build_page(load_results(study_dir))
-    body = re.search(r"<script type='application/json' id='summary'>(.*?)</script>", page).group(1)
+    body = re.search(r"<script type='application/json' id='data'>(.*?)</script>", page, re.S).group(1)
     assert json.loads(body)["study"] == "evil"
 
 

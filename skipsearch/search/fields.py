@@ -365,9 +365,22 @@ class StudyFileReader:
         try:  # the database's driver, before anything is created (sqlalchemy ships with Optuna)
             from sqlalchemy.engine import make_url
 
-            make_url(raw).get_dialect().import_dbapi()
-        except Exception as err:  # noqa: BLE001 - ArgumentError, NoSuchModuleError, ImportError, ...
+            url = make_url(raw)
+        except Exception as err:  # noqa: BLE001 - ArgumentError, ...
             raise self.fail("storage", f"{raw!r}: cannot use this database ({_first_line(err)}); allowed: {example}") from None
+        shown = url.render_as_string(hide_password=True)  # a password never goes into a message
+        try:
+            dialect = url.get_dialect()
+        except Exception as err:  # noqa: BLE001 - NoSuchModuleError, ...
+            raise self.fail("storage", f"{shown!r}: cannot use this database ({_first_line(err)}); allowed: {example}") from None
+        try:
+            dialect.import_dbapi()
+        except Exception as err:  # noqa: BLE001 - ImportError, ...
+            hint = ""
+            if url.drivername == "postgresql":  # SQLAlchemy 2.1 reads it as postgresql+psycopg, 2.0 as +psycopg2
+                hint = f" (postgresql:// means postgresql+{dialect.driver}:// here; with psycopg2-binary installed: postgresql+psycopg2://)"
+            why = f"cannot use this database ({_first_line(err)}){hint}"
+            raise self.fail("storage", f"{shown!r}: {why}; allowed: {example}, with its driver installed") from None
         return raw
 
     def fidelity(self, budget: Budget) -> Fidelity | None:

@@ -31,17 +31,17 @@ def stored_identity(storage: str, name: str) -> dict[str, Any] | None:
         if not db.exists():
             return None
         attrs = study_attrs(db, name)
-        return None if attrs is None else _from_attrs(attrs)
+        return None if attrs is None else identity_from_attrs(attrs)
     import optuna
 
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return None
-    return _from_attrs(study.user_attrs)
+    return identity_from_attrs(study.user_attrs)
 
 
-def _from_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+def identity_from_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     if "identity" in attrs:
         return attrs["identity"]
     config = attrs.get("config", {})  # a study written before identities were stored

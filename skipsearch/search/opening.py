@@ -3,6 +3,12 @@
 Nothing is written before the stored study's identity (objectives, task, space
 dimensions) has been compared with the study file's, read-only; the sampler is built
 before the output folder is made, so a sampler that cannot be built leaves nothing behind.
+A database server is first reached by that read-only look-up: one it cannot reach (or
+that refuses the login) stops the run there, with one line naming the host and port.
+
+The objective names are stored as Optuna's metric names, so other tools (optuna-dashboard,
+`study.trials_dataframe()`, Optuna's plots) show them; a study made without them gets them
+when it is opened again.
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ import warnings
 
 from ..errors import UserError
 from .config import StudyConfig
-from .identity import check_identity, stored_identity
-from .storage import make_storage
+from .identity import check_identity, identity_from_attrs, stored_identity
+from .storage import is_server_url, make_storage, study_attrs, write_pointer
 
 
 def make_sampler(cfg: StudyConfig):
@@ -35,16 +41,29 @@ def make_sampler(cfg: StudyConfig):
     return optuna.samplers.RandomSampler(seed=cfg.seed)
 
 
+def _stored_identity(cfg: StudyConfig):
+    """The stored study's identity (None: no such study), read without writing; a database
+    server is read with plain SELECTs, so a database it cannot reach stops the run here."""
+    if not is_server_url(cfg.storage):
+        return stored_identity(cfg.storage, cfg.name)
+    try:
+        attrs = study_attrs(cfg.storage, cfg.name)
+    except UserError as err:
+        raise UserError(f"{cfg.path}: storage: {err.message}") from None
+    return None if attrs is None else identity_from_attrs(attrs)
+
+
 def open_study(cfg: StudyConfig, create: bool = True):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    stored = stored_identity(cfg.storage, cfg.name)  # read-only: nothing is written before this passes
+    stored = _stored_identity(cfg)  # read-only: nothing is written before this passes
     if stored is not None:
         check_identity(cfg.path, cfg.name, stored, cfg.identity())
     sampler = make_sampler(cfg)  # before anything is created: a sampler that cannot be built leaves no study.db
     if cfg.storage != "memory://":
         cfg.out.mkdir(parents=True, exist_ok=True)
+        write_pointer(cfg.out, cfg.storage)  # a study kept elsewhere than out/study.db: results and dashboard find it
     storage = make_storage(cfg.storage)
     if not create:
         return optuna.load_study(study_name=cfg.name, storage=storage)
@@ -59,6 +78,11 @@ def open_study(cfg: StudyConfig, create: bool = True):
         raise UserError(
             f"{cfg.path}: objectives: the stored study {cfg.name!r} has other objectives; use a new name or out folder"
         )
+    names = [o.name for o in cfg.objectives]
+    if study.metric_names != names:  # at creation, and for a study made before skipsearch stored them
+        with warnings.catch_warnings():  # set_metric_names is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     if "identity" not in study.user_attrs:
         study.set_user_attr("identity", cfg.identity())
     study.set_user_attr(

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import UserError
 from .config import MAX_TRIALS, StudyConfig, load_study
+from .storage import shown_url
 
 BACKENDS = ("ray", "local", "tabular")
 
@@ -77,7 +78,8 @@ def _packing(cfg: StudyConfig, backend: str, address: str | None):
         yield None
         return
     if backend != "ray":
-        raise UserError(f"{cfg.path}: resources.gpus: auto packs Ray trials onto GPUs; allowed with --backend ray")
+        msg = "auto packs Ray trials onto GPUs; allowed with the ray backend (the default), or gpus: a number"
+        raise UserError(f"{cfg.path}: resources.gpus: {msg}")
     import ray
 
     from .gpus import check_fits, cluster_gpus
@@ -97,7 +99,7 @@ def _packing(cfg: StudyConfig, backend: str, address: str | None):
 def _run(runner, cfg: StudyConfig, backend: str, address: str | None, report, table) -> RunOutcome:
     if runner.recovered:
         report(f"resumed: {runner.recovered} trial(s) left running by an interrupted run were marked failed (interrupted)")
-    report(f"study {cfg.name!r}: {cfg.storage} | {runner.status()}")
+    report(f"study {cfg.name!r}: {shown_url(cfg.storage)} | {runner.status()}")  # no password on the terminal
     try:
         _dispatch(runner, backend, address, report, table)
         runner.drain()  # duplicates of trials another driver is training take their results

@@ -9,7 +9,11 @@ dead driver.
 Reading: results, the dashboard, export and the identity check read a SQLite study
 straight from Optuna's tables, opened read-only (one query per table: a 5,000-trial study
 loads in well under a second, where Optuna's ORM takes seconds). A file that is not an
-Optuna database (empty, foreign) is refused rather than having tables created in it.
+Optuna database (empty, foreign) is refused rather than having tables created in it. A
+database server (PostgreSQL, MySQL) is read with the same SELECTs through SQLAlchemy, in a
+transaction that is rolled back; one that cannot be reached raises DatabaseUnreachable,
+naming host and port. A study kept elsewhere than `<out>/study.db` is found from its output
+folder through `<out>/storage.url`, the URL without its password.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -208,6 +213,8 @@ class TrialRecord:
     user_attrs: dict[str, Any]
     datetime_start: Any = None
     datetime_complete: Any = None
+    # sampled parameters as Optuna stores them: name -> (internal value, distribution JSON)
+    params: dict[str, tuple[float, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -239,77 +246,241 @@ def check_sqlite_file(db: Path) -> None:
     if header != b"SQLite format 3\x00":
         what = "an empty file" if not header else "not an SQLite database"
         raise UserError(f"{db}: {what}; allowed: an Optuna SQLite study database (or no file: a new study)")
-    tables = {row[0] for row in _query(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = _tables(db)
     if not tables >= OPTUNA_TABLES:
         found = ", ".join(sorted(tables)) or "none"
         raise UserError(f"{db}: an SQLite database without Optuna's tables (tables: {found}); allowed: an Optuna study database")
 
 
-def _query(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
+Source = Path | str  # an SQLite file, or the URL of a database server
+POINTER = "storage.url"  # in the output folder of a study kept elsewhere than <out>/study.db: where it is
+
+
+def write_pointer(out: Path, url: str) -> None:
+    """Note in `out` where its study is kept, for results, the dashboard and export (which
+    are given the folder); a study in `out/study.db` needs none. A server's password is
+    left out (PostgreSQL clients take it from PGPASSWORD or ~/.pgpass)."""
+    pointer = out / POINTER
+    db = sqlite_path(url)
+    if db is None and not is_server_url(url):
+        return  # in memory: nothing to find later
+    if db is not None and db.resolve() == (out / "study.db").resolve():
+        pointer.unlink(missing_ok=True)  # back to the folder's own study.db
+        return
+    lines = ["# where the study of this folder is kept: skipsearch results, dashboard and export read it"]
+    if db is not None:
+        url = f"sqlite:///{db.resolve()}"
+    else:
+        from sqlalchemy.engine import URL, make_url
+
+        u = make_url(url)
+        if u.password is not None:
+            lines.append("# the password is not kept here: PostgreSQL clients take it from PGPASSWORD or ~/.pgpass")
+            u = URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query)
+            url = u.render_as_string(hide_password=False)
+    text = "\n".join([*lines, url, ""])
+    if pointer.is_file() and pointer.read_text(encoding="utf-8") == text:
+        return
+    tmp = pointer.with_name(POINTER + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(pointer)
+
+
+def read_pointer(out: Path) -> str | None:
+    """The storage URL noted in `out` by write_pointer, None when there is no note."""
+    pointer = out / POINTER
+    if not pointer.is_file():
+        return None
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        lines = [ln.strip() for ln in pointer.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{pointer}: cannot read it ({err}); allowed: the storage URL of the folder's study") from None
+    urls = [ln for ln in lines if ln and not ln.startswith("#")]
+    if len(urls) != 1 or "://" not in urls[0]:
+        found = f"{urls[0][:80]!r}" if len(urls) == 1 else f"{len(urls)} URLs"
+        raise UserError(f"{pointer}: {found}; allowed: one line with the storage URL of the folder's study")
+    return urls[0]
+
+
+class DatabaseUnreachable(UserError):
+    """A database server that could not be reached or refused the login (raised before
+    anything is written; callers name the file or option the URL came from)."""
+
+
+def is_server_url(url: str) -> bool:
+    """A study URL of a database server (PostgreSQL, MySQL, ...), neither SQLite nor in memory."""
+    return url != "memory://" and not url.startswith("sqlite")
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse was refused earlier
+        return url
+
+
+def _server_address(url) -> str:
+    """host:port of a SQLAlchemy URL, the dialect's default port filled in."""
+    host = url.host or url.query.get("host")
+    if isinstance(host, tuple):
+        host = ",".join(host)
+    port = url.port or {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(url.get_backend_name())
+    if not host:
+        return "the local socket" + (f" (port {port})" if port else "")
+    return f"{host}:{port}" if port else host
+
+
+def _driver_reason(err: BaseException) -> str:
+    """The driver's own complaint, in one short line (libpq repeats host and port first)."""
+    text = str(getattr(err, "orig", None) or err).strip()
+    line = " ".join((text.splitlines() or [type(err).__name__])[0].split())
+    line = re.sub(r"^connection to server (at|on) .*? failed: ", "", line)
+    return line[:200] or type(err).__name__
+
+
+class _Reader:
+    """SELECTs over an Optuna database: `rows(sql, args)` with `?` marking the parameters,
+    `tables()` the table names, `errors` what a failed query raises."""
+
+    def __init__(self, rows, tables, errors: tuple[type[BaseException], ...]) -> None:
+        self.rows, self.tables, self.errors = rows, tables, errors
+
+
+def _where(source: Source) -> str:
+    return str(source) if isinstance(source, Path) else shown_url(source)
+
+
+@contextlib.contextmanager
+def _reading(source: Source):
+    """A _Reader over an SQLite file opened read-only, or over a database server (its
+    transaction is rolled back, never committed); DatabaseUnreachable when the server
+    cannot be reached or refuses the login."""
+    if isinstance(source, Path):
         try:
-            return con.execute(sql, args).fetchall()
+            con = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        except sqlite3.Error as err:
+            raise UserError(f"{source}: cannot read the study database ({err})") from None
+        try:
+            yield _Reader(
+                lambda sql, args=(): con.execute(sql, args).fetchall(),
+                lambda: {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")},
+                (sqlite3.Error,),
+            )
         finally:
             con.close()
-    except sqlite3.Error as err:
-        raise UserError(f"{db}: cannot read the study database ({err})") from None
+        return
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    url = make_url(source)
+    connect_args = {}
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = 10  # a host that drops packets: an answer in seconds, not never
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    try:
+        try:
+            con = engine.connect()
+        except sqlalchemy.exc.SQLAlchemyError as err:
+            raise DatabaseUnreachable(
+                f"{shown_url(source)!r}: cannot connect to {_server_address(url)} ({_driver_reason(err)})"
+            ) from None
+
+        def rows(sql: str, args: tuple = ()) -> list[tuple]:
+            numbers = iter(range(len(args)))
+            sql = re.sub(r"\?", lambda _: f":p{next(numbers)}", sql)
+            return [tuple(r) for r in con.execute(sqlalchemy.text(sql), {f"p{i}": a for i, a in enumerate(args)})]
+
+        with con:
+            try:
+                yield _Reader(rows, lambda: set(sqlalchemy.inspect(con).get_table_names()), (sqlalchemy.exc.SQLAlchemyError,))
+            finally:
+                con.rollback()
+    finally:
+        engine.dispose()
 
 
-def study_names(db: Path) -> list[str]:
-    return [r[0] for r in _query(db, "SELECT study_name FROM studies ORDER BY study_id")]
+def _query(source: Source, sql: str, args: tuple = ()) -> list[tuple]:
+    with _reading(source) as r:
+        try:
+            return r.rows(sql, args)
+        except r.errors as err:
+            raise UserError(f"{_where(source)}: cannot read the study database ({_driver_reason(err)})") from None
 
 
-def study_attrs(db: Path, name: str) -> dict[str, Any] | None:
-    """A stored study's user attributes; None when the file holds no such study."""
-    rows = _query(db, "SELECT study_id FROM studies WHERE study_name = ?", (name,))
+def _tables(source: Source) -> set[str]:
+    with _reading(source) as r:
+        try:
+            return r.tables()
+        except r.errors as err:
+            raise UserError(f"{_where(source)}: cannot read the study database ({_driver_reason(err)})") from None
+
+
+def study_names(source: Source) -> list[str]:
+    if not isinstance(source, Path) and "studies" not in _tables(source):
+        return []  # a database server where no study was made yet
+    return [r[0] for r in _query(source, "SELECT study_name FROM studies ORDER BY study_id")]
+
+
+def study_attrs(source: Source, name: str) -> dict[str, Any] | None:
+    """A stored study's user attributes; None when the database holds no such study."""
+    if not isinstance(source, Path) and not _tables(source) >= OPTUNA_TABLES:
+        return None  # a server database without Optuna's tables: Optuna creates them
+    rows = _query(source, "SELECT study_id FROM studies WHERE study_name = ?", (name,))
     if not rows:
         return None
-    return {
-        k: json.loads(v) for k, v in _query(db, "SELECT key, value_json FROM study_user_attributes WHERE study_id = ?", rows[0])
-    }
+    sql = "SELECT a.key, a.value_json FROM study_user_attributes a WHERE a.study_id = ?"  # a.key: a reserved word in MySQL
+    return {k: json.loads(v) for k, v in _query(source, sql, rows[0])}
 
 
-def read_study(db: Path, name: str) -> StoredStudy:
-    """Study `name` of an (already checked) Optuna SQLite file, read-only."""
-    ((study_id,),) = _query(db, "SELECT study_id FROM studies WHERE study_name = ?", (name,))
+def read_study(source: Source, name: str) -> StoredStudy:
+    """Study `name` of an (already checked) Optuna database, read-only."""
+    ((study_id,),) = _query(source, "SELECT study_id FROM studies WHERE study_name = ?", (name,))
     sql = "SELECT direction FROM study_directions WHERE study_id = ? ORDER BY objective"
-    directions = [str(d).lower() for (d,) in _query(db, sql, (study_id,))]
-    trials = read_trials(db, name)
+    directions = [str(d).lower() for (d,) in _query(source, sql, (study_id,))]
+    trials = read_trials(source, name)
     if trials is None:
-        raise UserError(f"{db}: cannot read the trials of study {name!r}")
-    return StoredStudy(name, directions, study_attrs(db, name) or {}, trials)
+        raise UserError(f"{_where(source)}: cannot read the trials of study {name!r}")
+    return StoredStudy(name, directions, study_attrs(source, name) or {}, trials)
 
 
-def read_trials(db: Path, name: str) -> list[TrialRecord] | None:
-    """All trials straight from Optuna's SQLite tables (one query each); None when the
-    file does not look like Optuna's schema."""
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def read_trials(source: Source, name: str) -> list[TrialRecord] | None:
+    """All trials straight from Optuna's tables (one query each); None when the database
+    does not look like Optuna's schema."""
+    with _reading(source) as r:
         try:
-            (study_id,) = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (name,)).fetchone()
-            trials = con.execute(
-                "SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials WHERE study_id = ?", (study_id,)
-            ).fetchall()
+            (study_id,) = r.rows("SELECT study_id FROM studies WHERE study_name = ?", (name,))[0]
+            sql = "SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials WHERE study_id = ?"
+            trials = r.rows(sql, (study_id,))
             values: dict[int, dict[int, float]] = {}
-            for tid, objective, value in con.execute(
+            for tid, objective, value in r.rows(
                 "SELECT v.trial_id, v.objective, v.value FROM trial_values v JOIN trials t USING (trial_id) WHERE t.study_id = ?",
                 (study_id,),
             ):
                 values.setdefault(tid, {})[objective] = value
             attrs: dict[int, dict[str, Any]] = {}
-            for tid, key, value in con.execute(
+            for tid, key, value in r.rows(
                 "SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a "
                 "JOIN trials t USING (trial_id) WHERE t.study_id = ?",
                 (study_id,),
             ):
                 attrs.setdefault(tid, {})[key] = json.loads(value)
-        finally:
-            con.close()
-    except (sqlite3.Error, TypeError, ValueError):
-        return None
+            params: dict[int, dict[str, tuple[float, str]]] = {}
+            for tid, pname, value, dist in r.rows(
+                "SELECT p.trial_id, p.param_name, p.param_value, p.distribution_json FROM trial_params p "
+                "JOIN trials t USING (trial_id) WHERE t.study_id = ?",
+                (study_id,),
+            ):
+                params.setdefault(tid, {})[pname] = (value, dist)
+        except (*r.errors, IndexError, TypeError, ValueError):
+            return None
     out = []
     for tid, number, state, start, complete in trials:
         v = values.get(tid)
-        out.append(TrialRecord(number, str(state), [v[i] for i in sorted(v)] if v else None, attrs.get(tid, {}), start, complete))
+        start, complete = (d if d is None or isinstance(d, str) else str(d) for d in (start, complete))  # a server's datetimes
+        values_ = [v[i] for i in sorted(v)] if v else None
+        out.append(TrialRecord(number, str(state), values_, attrs.get(tid, {}), start, complete, params.get(tid, {})))
     return sorted(out, key=lambda t: t.number)
