@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .dashboard import _axis, _scale, esc, script_json
+from .dashboard import _axis, _scale, esc, script_json, write_page
 from .errors import UserError
 from .objectives import format_value
 from .pareto import default_reference, hypervolume_history, non_dominated
@@ -140,11 +140,4 @@ def write_compare(directories: list[str], out: str | None, names: str | None = N
         raise UserError(f"{str(path)!r} is a folder; allowed: a file path for the page", field="out")
     if not path.parent.is_dir():
         raise UserError(f"folder {str(path.parent)!r} does not exist; allowed: a file in an existing folder", field="out")
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        tmp.write_text(compare_page(results), encoding="utf-8")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_page(path, compare_page(results))

@@ -430,12 +430,26 @@ def write_dashboard(directory: str | Path, name: str | None = None) -> Path:
 
     r = load_results(directory, name)
     path = Path(directory) / "dashboard.html"
-    tmp = path.with_suffix(".html.tmp")
-    for p in (path, tmp):
+    for p in (path, path.with_suffix(".html.tmp")):
         if p.is_dir():
             raise UserError(f"{p}: is a folder; allowed: a folder where skipsearch may write dashboard.html (move it away)")
+    return write_page(path, build_page(r))
+
+
+PAGE_MARK = " - skipsearch</title>"  # in the head of every page skipsearch writes
+
+
+def write_page(path: Path, text: str) -> Path:
+    """Write a page in one step (a reader never sees half of it); a file there that is
+    not a page skipsearch wrote is the user's and is refused, not replaced."""
+    if path.is_file():
+        with path.open("rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace")
+        if PAGE_MARK not in head:
+            raise UserError(f"{path}: exists and is not a page skipsearch wrote; allowed: a new file, or move it away")
+    tmp = path.with_suffix(path.suffix + ".tmp")
     try:
-        tmp.write_text(build_page(r), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
