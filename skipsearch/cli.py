@@ -84,12 +84,13 @@ def _digits(part: str) -> bool:
     return re.fullmatch(r"[0-9]{1,12}", part) is not None  # ASCII digits only ('²' is a digit to str.isdigit)
 
 
-def parse_input(text: str) -> tuple[int, int, int]:
+def parse_input(text: str, dims: int = 2) -> tuple[int, ...]:
     parts = text.lower().split("x")
-    if len(parts) != 3 or not all(_digits(p) and int(p) > 0 for p in parts):
-        raise UserError(f"--input: {text!r} is not CxHxW; allowed: three positive integers, e.g. 3x256x256")
-    c, h, w = (int(p) for p in parts)
-    return c, h, w
+    form, example = ("CxHxW", "3x256x256") if dims == 2 else ("CxDxHxW", "1x64x64x64")
+    if len(parts) != 1 + dims or not all(_digits(p) and int(p) > 0 for p in parts):
+        what = "three" if dims == 2 else "four (a volume network)"
+        raise UserError(f"--input: {text!r} is not {form}; allowed: {what} positive integers, e.g. {example}")
+    return tuple(int(p) for p in parts)
 
 
 def _mib(n: int | None) -> str:
@@ -97,8 +98,8 @@ def _mib(n: int | None) -> str:
 
 
 def print_profile(name: str, prof) -> None:
-    c, h, w = prof.input_shape
-    print(f"{name} ({prof.arch_id})  input {c}x{h}x{w}  batch {prof.batch}  {prof.dtype}  on {prof.device}")
+    shown = "x".join(map(str, prof.input_shape))
+    print(f"{name} ({prof.arch_id})  input {shown}  batch {prof.batch}  {prof.dtype}  on {prof.device}")
     rows = [
         ("params", f"{prof.params:,}"),
         ("MACs (thop)", f"{prof.macs / 1e9:,.3f} G"),
@@ -126,12 +127,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from .costs.profile import profile
 
     spec = load_spec(args)
-    shape = parse_input(args.input) if args.input else (spec.in_channels, 256, 256)
-    c, h, w = shape
+    from .costs.profile import DEFAULT_SIDE
+
+    d = spec.spatial_dims
+    shape = parse_input(args.input, d) if args.input else (spec.in_channels, *(DEFAULT_SIDE[d],) * d)
+    sides = shape[1:]
     source = args.preset or ("<stdin>" if args.spec == "-" else args.spec)
-    what = f"{source}: input {c}x{h}x{w}, batch {args.batch}"
+    what = f"{source}: input {'x'.join(map(str, shape))}, batch {args.batch}"
     if args.batch >= 1:  # a batch below 1 is the library's to refuse
-        check_sizes(spec, args.batch, (h, w), what)
+        check_sizes(spec, args.batch, sides, what)
     try:
         prof = profile(spec, shape, batch=args.batch, dtype=args.dtype, device=args.device)
     except OverflowError:  # thop counts in 64-bit integers
@@ -145,7 +149,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UserError(f"{source}: {err}") from None  # the memory it needs: name the architecture
     if args.checkpoint and not args.train:
         raise UserError("checkpointing is a training option; allowed: with --train", field="checkpoint")
-    train = _train_memory(args, spec, (h, w), what) if args.train else None
+    train = _train_memory(args, spec, sides, what) if args.train else None
     if args.json:
         print(json.dumps({"name": args.preset or args.spec, **prof.to_dict(), **(train.to_dict() if train else {})}))
     else:
@@ -155,7 +159,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_memory(args: argparse.Namespace, spec, size: tuple[int, int], what: str):
+def _train_memory(args: argparse.Namespace, spec, size: tuple[int, ...], what: str):
     """One training step's peak at the input size and batch (AdamW, the default budget)."""
     from .costs.fit import check_fits, training_bytes
     from .costs.training import train_memory
@@ -169,9 +173,9 @@ def _train_memory(args: argparse.Namespace, spec, size: tuple[int, int], what: s
 
 
 def print_train_memory(t) -> None:
-    h, w = t.size
     how = ", levels checkpointed" if t.checkpoint else ""
-    print(f"\n  training step (AdamW, batch {t.batch}, {h}x{w}{how}, on {t.device}): peak {_mib(t.peak_bytes)}")
+    size = "x".join(map(str, t.size))
+    print(f"\n  training step (AdamW, batch {t.batch}, {size}{how}, on {t.device}): peak {_mib(t.peak_bytes)}")
     for label, value in (("weights", t.weights), ("gradients", t.gradients), ("optimizer", t.optimizer)):
         print(f"    {label:<32} {_mib(value)}")
     print(f"    {'activations (saved, temporaries)':<32} {_mib(t.activations)}")
@@ -205,7 +209,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     options = {"data": args.data} if args.data is not None else {}
     task = make_task(args.task, **options)
-    fitted = task.adapt(spec)
+    try:
+        fitted = task.adapt(spec)
+    except SpecError as err:  # a volume network on an image task, or back: name the spec
+        source = args.preset or ("<stdin>" if args.spec == "-" else args.spec)
+        raise UserError(f"{source}: {err}") from None
     try:
         budget = Budget(
             steps=args.steps, batch=args.batch, size=parse_size(args.size), lr=args.lr, seed=args.seed, device=args.device

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .blocks import make_stage
+from .layers import nd
 from .operators import make_down, make_stem, make_up
 from .skips import SKIPS
 from .skips.base import State
@@ -29,14 +30,14 @@ class UNet(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.spec = spec
-        ws, d = spec.level_widths, spec.depth
-        self.stem = make_stem(spec.stem, spec.in_channels, ws[0])
+        ws, d, dims = spec.level_widths, spec.depth, spec.spatial_dims
+        self.stem = make_stem(spec.stem, spec.in_channels, ws[0], dims)
         c = spec.stem_channels
         self.encoder = nn.ModuleList()
         self.downs = nn.ModuleList()
         for level in range(1, d + 1):
             self.encoder.append(make_stage(spec, c, ws[level - 1], spec.enc_blocks[level - 1], 2 ** (level - 1)))
-            self.downs.append(make_down(spec.down, ws[level - 1], ws[level]))
+            self.downs.append(make_down(spec.down, ws[level - 1], ws[level], dims))
             c = spec.down_channels(level)
         self.middle = make_stage(spec, c, ws[d], spec.mid_blocks, 2**d)
         self.skip = SKIPS.get(spec.skip.type).from_spec(spec)
@@ -44,11 +45,11 @@ class UNet(nn.Module):
         self.decoder = nn.ModuleList()
         for level in range(1, d + 1):
             up = spec.up_channels(level)
-            self.ups.append(make_up(spec.up, ws[level], ws[level - 1]))
+            self.ups.append(make_up(spec.up, ws[level], ws[level - 1], dims))
             c_in = self.skip.merged_channels(level, up)
             self.decoder.append(make_stage(spec, c_in, ws[level - 1], spec.dec_blocks[level - 1], 2 ** (level - 1)))
         k = 3 if spec.head == "restore" else 1
-        self.head = nn.Conv2d(ws[0], spec.out_channels, k, padding=k // 2)
+        self.head = nd("Conv", dims)(ws[0], spec.out_channels, k, padding=k // 2)
         self.checkpointing = False  # a training option (Budget.checkpoint), not part of the architecture
 
     def _checkpointed(self) -> bool:
@@ -73,11 +74,11 @@ class UNet(nn.Module):
         return checkpoint(_Recomputed(both, lambda t: _then_down(stage, down, t)), x, use_reentrant=False)
 
     def forward(self, x: torch.Tensor, probe: Probe | None = None) -> torch.Tensor:
-        h, w = x.shape[-2:]
+        sides = x.shape[2:]
         m = self.spec.multiple
-        pad_h, pad_w = -h % m, -w % m
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))  # zeros right and bottom, as NAFNet does
+        pads = [-s % m for s in sides]
+        if any(pads):  # zeros after each side (right and bottom for images, as NAFNet does)
+            x = F.pad(x, [v for p in reversed(pads) for v in (0, p)])
         pinned = x if self.spec.head == "restore" else None
         x = self.stem(x)
         state = self.skip.begin()
@@ -99,7 +100,7 @@ class UNet(nn.Module):
         x = self.head(x)
         if pinned is not None:
             x = x + pinned
-        return x[..., :h, :w] if pad_h or pad_w else x
+        return x[(..., *[slice(0, s) for s in sides])] if any(pads) else x
 
 
 def _then_down(stage: nn.Module, down: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,47 @@ _GOPRO = {
 _TINY = {"block": "naf", "depth": 3, "width": 8}
 _KERAS = {"block": {"type": "conv", "dropout": 0.5}, "in_channels": 1, "out_channels": 1, "width": 32}
 
+# nnU-Net v2's plain U-Net (dynamic-network-architectures' PlainConvUNet as nnU-Net plans it for
+# 3d_fullres / 2d): six stages, two conv-InstanceNorm-LeakyReLU per stage, the first conv of
+# each deeper stage strided (our down operator "nnunet"), transposed-conv up, conv bias,
+# concatenated skips, no deep supervision. A level's two convs are two one-conv blocks.
+_NNUNET_BLOCK = {"type": "conv", "norm": "instance", "act": "leakyrelu", "convs": 1, "norm_bias": True}
+_NNUNET = {
+    "block": _NNUNET_BLOCK,
+    "depth": 5,
+    "down": "nnunet",
+    "up": "transposed",
+    "enc_blocks": [2, 1, 1, 1, 1],  # stage 0: two convs; deeper stages: the strided conv (down) + one
+    "mid_blocks": 1,
+    "dec_blocks": 2,
+    "in_channels": 1,
+    "out_channels": 2,
+}
+_NNUNET_3D = {**_NNUNET, "spatial_dims": 3, "width": 32, "widths": [32, 64, 128, 256, 320, 320]}
+_NNUNET_2D = {**_NNUNET, "width": 32, "widths": [32, 64, 128, 256, 512, 512]}
+
 _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "nnunet-3d": ("nnU-Net v2 3d_fullres plain U-Net: 6 stages, 32-320 features, 1 channel in, 2 classes (exact)", _NNUNET_3D),
+    "nnunet-2d": ("nnU-Net v2 2d plain U-Net: 6 stages, 32-512 features, 1 channel in, 2 classes (exact)", _NNUNET_2D),
+    "nnunet-3d-unetmm": (
+        # the intermediate target: at the minimum one, E' has K x 8^4 channels in a volume and
+        # its 1x1 fuse conv alone 268 M weights (a 2-D network has 4^4 there)
+        "nnunet-3d with UNet--'s MSIAM+IEM (aggregated map at the intermediate level 3, concatenated)",
+        {**_NNUNET_3D, "skip": {"type": "msiam_iem", "target": "mid"}},
+    ),
+    "nnunet-3d-sdi": ("nnunet-3d with U-Net v2's SDI skips (c = 32)", {**_NNUNET_3D, "skip": "sdi"}),
+    "unet3d": (
+        "3-D U-Net after Cicek et al. 2016: 4 levels, 2x(conv3 BN ReLU), max-pool, transposed up, 3 classes"
+        " (each level's convs at its width 64-512; the paper halves the first encoder conv)",
+        {
+            "block": {"type": "conv", "norm": "batch"},
+            "depth": 3,
+            "width": 64,
+            "spatial_dims": 3,
+            "in_channels": 3,
+            "out_channels": 3,
+        },
+    ),
     "nafnet-sidd-w32": ("NAFNet, SIDD denoising configuration, width 32 (official)", {**_SIDD, "width": 32}),
     "nafnet-sidd-w64": ("NAFNet, SIDD denoising configuration, width 64 (official)", {**_SIDD, "width": 64}),
     "nafnet-gopro-w32": ("NAFNet, GoPro deblurring configuration, width 32 (official, TLC at test)", {**_GOPRO, "width": 32}),

@@ -49,6 +49,9 @@ class Component:
         return {"type": self.type, **dict(self.params)}
 
 
+SPATIAL_DIMS = (2, 3)
+
+
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     ok = isinstance(value, int) and not isinstance(value, bool)
     if not ok or value < low or (high is not None and value > high):
@@ -147,6 +150,7 @@ class ArchSpec:
     up: str | None = None
     stem: str | None = None
     head: str = "seg"
+    spatial_dims: int = 2  # 2: images (N, C, H, W); 3: volumes (N, C, D, H, W)
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- validation ---------------------------------------------------------------
@@ -173,19 +177,34 @@ class ArchSpec:
                 "out_channels", self.out_channels, f"{self.in_channels} (= in_channels)", "the restore head adds the input back"
             )
 
+        d = self.spatial_dims
+        if not isinstance(d, int) or isinstance(d, bool) or d not in SPATIAL_DIMS:
+            raise SpecError("spatial_dims", self.spatial_dims, "2 (images), 3 (volumes)")
         btype, bparams = _component("block", self.block)
         family = BLOCKS.get(btype)
         put("block", Component(btype, tuple(sorted(fill_params("block", bparams, family.defaults).items()))))
         for name in ("down", "up", "stem"):  # None: the block family's own
-            given = getattr(self, name)
-            registry = {"down": DOWN, "up": UP, "stem": STEM}[name]
-            put(name, _check_choice(name, getattr(family, name) if given is None else given, tuple(registry.names())))
+            put(name, self._operator(name, getattr(self, name), getattr(family, name)))
         family.validate(self)
 
         stype, sparams = _component("skip", self.skip)
         design = SKIPS.get(stype)
         params = design.resolve(fill_params("skip", sparams, design.defaults), self)
         put("skip", Component(stype, tuple(sorted(params.items()))))
+
+    def _operator(self, name: str, given: str | None, default: str) -> str:
+        """The operator `name` (down, up, stem): the given one or the family's, in a form
+        that exists for the spec's dimensions (bicubic, the family default of CMRF, turns
+        trilinear for volumes; one named explicitly must exist there)."""
+        registry = {"down": DOWN, "up": UP, "stem": STEM}[name]
+        d = self.spatial_dims
+        if given is None and not registry.get(default).has(d):
+            given = registry.get(default).in_3d
+        chosen = _check_choice(name, default if given is None else given, tuple(registry.names()))
+        if not registry.get(chosen).has(d):
+            fit = [n for n in registry.names() if registry.get(n).has(d)]
+            raise SpecError(name, chosen, ", ".join(fit), f"'{chosen}' has no {d}-D form (spatial_dims {d})")
+        return chosen
 
     def _resolve_widths(self) -> tuple[int, ...] | None:
         if self.widths is None:
@@ -245,6 +264,7 @@ class ArchSpec:
             "up": self.up,
             "stem": self.stem,
             "head": self.head,
+            **({"spatial_dims": self.spatial_dims} if self.spatial_dims != 2 else {}),  # 2-D ids stay as they were
         }
 
     def _canonical_block(self) -> dict[str, Any]:
@@ -302,4 +322,5 @@ class ArchSpec:
         shown = [(k, v) for k, v in self.block.params if optional.get(k, _ABSENT) != v]
         blocks = f"{self.block.type}({', '.join(f'{k}={v}' for k, v in shown)})"
         skip = f"{self.skip.type}({', '.join(f'{k}={v}' for k, v in self.skip.params)})"
-        return f"d{self.depth} w{'/'.join(map(str, self.level_widths))} {blocks} {skip}"
+        dims = " 3-D" if self.spatial_dims == 3 else ""
+        return f"d{self.depth}{dims} w{'/'.join(map(str, self.level_widths))} {blocks} {skip}"

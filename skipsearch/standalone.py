@@ -133,15 +133,18 @@ def _call(cls: type, kwargs: dict[str, Any]) -> str:
 
 def _network(spec: ArchSpec, family, design) -> str:
     c_in, c_out, stride, stage_, up_ = (Name(n) for n in ("c_in", "c_out", "stride", "stage", "up"))
-    params = dict(spec.block.params)
-    block_call = _call(family.module(params), family.arguments(c_in, c_out, params, stride))
+    params, dims = dict(spec.block.params), spec.spatial_dims
+    volume = {"dims": dims} if dims != 2 else {}  # volumes: every layer-building call says so
+    block_call = _call(family.module(params), {**family.arguments(c_in, c_out, params, stride), **volume})
     takes_stride = re.search(r"\bstride\b", block_call) is not None
     skip_kwargs = design.arguments(spec, stage_, up_)
-    out = [_block_fn(family, block_call, takes_stride), _stage_fn(family, takes_stride)]
+    if volume and "dims" in inspect.signature(design.__init__).parameters:
+        skip_kwargs = {**skip_kwargs, **volume}
+    out = [_block_fn(family, block_call, takes_stride), _stage_fn(family, takes_stride, dims)]
     if any(v is up_ for v in skip_kwargs.values()):
         out.append(
             f'def up(c_in: int, c_out: int) -> nn.Module:\n    """The up operator ({spec.up})."""\n'
-            f"    return {UP.get(spec.up).source()}\n"
+            f"    return {UP.get(spec.up).source(dims=dims)}\n"
         )
     out.append(_unet(spec, design, skip_kwargs))
     out.append(
@@ -157,7 +160,7 @@ def _block_fn(family, call: str, takes_stride: bool) -> str:
     return f'def block({args}) -> nn.Module:\n    """{doc}"""\n    return {call}\n'
 
 
-def _stage_fn(family, takes_stride: bool) -> str:
+def _stage_fn(family, takes_stride: bool, dims: int = 2) -> str:
     needs = "c_in != c_out" if not family.changes_channels else "c_in != c_out and n == 0"
     why = "this family's blocks keep their channels" if not family.changes_channels else "a stage without blocks"
     return (
@@ -166,7 +169,7 @@ def _stage_fn(family, takes_stride: bool) -> str:
         '    feature pixel."""\n'
         "    layers: list[nn.Module] = []\n"
         f"    if {needs}:  # a 1x1 projection: {why}\n"
-        "        layers.append(projection(c_in, c_out))\n"
+        f"        layers.append(projection(c_in, c_out{', 3' if dims == 3 else ''}))\n"
         "        c_in = c_out\n"
         "    for _ in range(n):\n"
         f"        layers.append(block(c_in, c_out{', stride' if takes_stride else ''}))\n"
@@ -186,21 +189,30 @@ def _unet(spec: ArchSpec, design, skip_kwargs: dict[str, Any]) -> str:
     enc, downs, ups, dec, c = [], [], [], [], spec.stem_channels
     for level in range(1, d + 1):
         enc.append(f"stage({c}, {ws[level - 1]}, {spec.enc_blocks[level - 1]}, {2 ** (level - 1)})")
-        downs.append(DOWN.get(spec.down).source(ws[level - 1], ws[level]))
+        downs.append(DOWN.get(spec.down).source(ws[level - 1], ws[level], spec.spatial_dims))
         c = spec.down_channels(level)
     for level in range(1, d + 1):
-        ups.append(UP.get(spec.up).source(ws[level], ws[level - 1]))
+        ups.append(UP.get(spec.up).source(ws[level], ws[level - 1], spec.spatial_dims))
         merged = skip.merged_channels(level, spec.up_channels(level))
         dec.append(f"stage({merged}, {ws[level - 1]}, {spec.dec_blocks[level - 1]}, {2 ** (level - 1)})")
     k = 3 if spec.head == "restore" else 1
-    head = f"nn.Conv2d({ws[0]}, {spec.out_channels}, {k}" + (", padding=1)" if k == 3 else ")")
+    head = f"nn.Conv{spec.spatial_dims}d({ws[0]}, {spec.out_channels}, {k}" + (", padding=1)" if k == 3 else ")")
     restore = spec.head == "restore"
+    m = spec.multiple
+    if spec.spatial_dims == 2:
+        sides = "h, w = x.shape[-2:]"
+        pad = f"x = F.pad(x, (0, -w % {m}, 0, -h % {m}))  # zeros right and bottom, cropped off at the end"
+        crop = "x[..., :h, :w]"
+    else:
+        sides = "d, h, w = x.shape[-3:]"
+        pad = f"x = F.pad(x, (0, -w % {m}, 0, -h % {m}, 0, -d % {m}))  # zeros after each side, cropped off at the end"
+        crop = "x[..., :d, :h, :w]"
     return f'''class UNet(nn.Module):
     """{spec.summary()}"""
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = {STEM.get(spec.stem).source(spec.in_channels, ws[0])}
+        self.stem = {STEM.get(spec.stem).source(spec.in_channels, ws[0], spec.spatial_dims)}
         self.encoder = {_modules(enc)}
         self.downs = {_modules(downs)}
         self.middle = stage({c}, {ws[d]}, {spec.mid_blocks}, {2**d})
@@ -210,8 +222,8 @@ def _unet(spec: ArchSpec, design, skip_kwargs: dict[str, Any]) -> str:
         self.head = {head}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        x = F.pad(x, (0, -w % {spec.multiple}, 0, -h % {spec.multiple}))  # zeros right and bottom, cropped off at the end
+        {sides}
+        {pad}
 {"        pinned = x  # the restore head adds the input back" + chr(10) if restore else ""}        x = self.stem(x)
         state: dict = {{}}  # what the skip design keeps between encoder and decoder
         for level, (encode, down) in enumerate(zip(self.encoder, self.downs), start=1):
@@ -224,7 +236,7 @@ def _unet(spec: ArchSpec, design, skip_kwargs: dict[str, Any]) -> str:
             x = self.skip.pull(state, level, x)
             x = self.decoder[level - 1](x)
         x = self.head(x){" + pinned" if restore else ""}
-        return x[..., :h, :w]
+        return {crop}
 '''
 
 

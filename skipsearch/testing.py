@@ -25,6 +25,12 @@ from .spec import ArchSpec
 
 DEPTHS = (2, 3, 4, 5)
 ODD_SIZE = (37, 53)  # not divisible by any 2^depth: padding and cropping are exercised
+ODD_VOLUME = (9, 13, 11)  # the same for volumes (spatial_dims 3), small enough for every depth
+
+
+def sides(spec: ArchSpec, image: tuple[int, ...] = ODD_SIZE) -> tuple[int, ...]:
+    """`image` for a 2-D spec; for a volume spec, an odd volume instead."""
+    return image if spec.spatial_dims == 2 else ODD_VOLUME[: spec.spatial_dims]
 
 
 def small_spec(block: str, skip: str, depth: int, **changes) -> ArchSpec:
@@ -34,15 +40,20 @@ def small_spec(block: str, skip: str, depth: int, **changes) -> ArchSpec:
     return ArchSpec(**{"depth": depth, "width": 8, "block": b, "skip": s, **changes})
 
 
-def cases(blocks: Iterable[str] | None = None, skips: Iterable[str] | None = None, depths=DEPTHS) -> list[ArchSpec]:
-    """Specs for every (family, design, depth) asked for (all registered ones by default)."""
+def cases(
+    blocks: Iterable[str] | None = None, skips: Iterable[str] | None = None, depths=DEPTHS, dims: int = 2
+) -> list[ArchSpec]:
+    """Specs for every (family, design, depth) asked for (all registered ones by default),
+    for images (dims 2) or volumes (dims 3)."""
     blocks = list(blocks) if blocks is not None else BLOCKS.names()
     skips = list(skips) if skips is not None else SKIPS.names()
-    return [small_spec(b, s, d) for b in blocks for s in skips for d in depths]
+    volume = {"spatial_dims": dims} if dims != 2 else {}
+    return [small_spec(b, s, d, **volume) for b in blocks for s in skips for d in depths]
 
 
-def check_forward_backward(spec: ArchSpec, size: tuple[int, int] = ODD_SIZE) -> None:
+def check_forward_backward(spec: ArchSpec, size: tuple[int, ...] | None = None) -> None:
     """Any input size gives an output of that size; every parameter gets a finite gradient."""
+    size = size or sides(spec)
     torch.manual_seed(0)
     model = build_model(spec)
     x = torch.randn(2, spec.in_channels, *size)
@@ -65,7 +76,7 @@ def check_round_trip(spec: ArchSpec) -> None:
 
 def check_deterministic(spec: ArchSpec) -> None:
     """The same seed builds the same network with the same outputs."""
-    x = torch.randn(1, spec.in_channels, 33, 40)
+    x = torch.randn(1, spec.in_channels, *sides(spec, (33, 40)))
     outs = []
     for _ in range(2):
         torch.manual_seed(1234)
@@ -75,11 +86,12 @@ def check_deterministic(spec: ArchSpec) -> None:
     assert torch.equal(outs[0], outs[1]), f"{spec.summary()}: not deterministic under a seed"
 
 
-def check_skip_memory(spec: ArchSpec, shape: tuple[int, int, int, int] = (2, 3, *ODD_SIZE)) -> None:
+def check_skip_memory(spec: ArchSpec, shape: tuple[int, ...] | None = None) -> None:
     """The design's analytic skip memory equals the measured one, at every stage and per
     label, to the byte (the memory a design claims is what the forward pass holds)."""
     from .costs.memory import analytic_timeline, measure
 
+    shape = shape or (2, 3, *sides(spec))
     shape = (shape[0], spec.in_channels, *shape[2:])
     measured = measure(build_model(spec, "meta").eval(), torch.empty(shape, device="meta"))
     analytic = analytic_timeline(spec, shape, itemsize=4)
@@ -96,7 +108,7 @@ def check_restore_identity(spec: ArchSpec) -> None:
     model = build_model(spec).eval()
     torch.nn.init.zeros_(model.head.weight)
     torch.nn.init.zeros_(model.head.bias)
-    x = torch.randn(1, spec.in_channels, 21, 30)
+    x = torch.randn(1, spec.in_channels, *sides(spec, (21, 30)))
     with torch.no_grad():
         assert torch.equal(model(x), x), f"{spec.summary()}: restore head is not an exact residual"
 
@@ -118,19 +130,19 @@ def check_standalone(spec: ArchSpec) -> None:
         for p in ours.parameters():  # zero-initialised gates would hide differences
             p.copy_(torch.randn(p.shape, generator=g) * 0.2)
     theirs.load_state_dict(ours.state_dict())
-    x = torch.randn(1, spec.in_channels, *ODD_SIZE, generator=g)
+    x = torch.randn(1, spec.in_channels, *sides(spec), generator=g)
     with torch.no_grad():
         assert torch.equal(ours(x), theirs(x)), f"{spec.summary()}: model.py gives other outputs"
 
 
-def check_train_memory(spec: ArchSpec, batch: int = 2, size: tuple[int, int] = (32, 32)) -> None:
+def check_train_memory(spec: ArchSpec, batch: int = 2, size: tuple[int, ...] | None = None) -> None:
     """The training step's peak predicted on the meta device equals the one measured with
     real CPU tensors, byte for byte, and its breakdown adds up (weights = the parameters
     and buffers; AdamW keeps at least two moments per parameter)."""
     from .costs.training import train_memory
     from .train import Budget
 
-    budget = Budget(batch=batch, size=size)
+    budget = Budget(batch=batch, size=size or sides(spec, (32, 32)))
     predicted, measured = train_memory(spec, budget), train_memory(spec, budget, device="cpu")
     assert predicted.to_dict()["train"]["breakdown"] == measured.to_dict()["train"]["breakdown"], (
         f"{spec.summary()}: training memory predicted {predicted} != measured {measured}"

@@ -49,6 +49,10 @@ def _pair(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(ok(x) for x in v)
 
 
+def _sides(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, list | tuple) and len(v) in (2, 3) and all(ok(x) for x in v)
+
+
 # Sanity bounds: far beyond any real training run, low enough that nothing overflows
 MAX_STEPS = 10**8
 MAX_BATCH = 2**16
@@ -60,7 +64,7 @@ _BUDGET_CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("steps", _int(1, MAX_STEPS), f"an integer >= 1 and <= {MAX_STEPS:,}"),
     ("seconds", _number(0, none=True), "a positive number of seconds"),
     ("batch", _int(1, MAX_BATCH), f"an integer >= 1 and <= {MAX_BATCH:,}"),
-    ("size", _pair(_int(8, MAX_SIDE)), f"two integers >= 8 and <= {MAX_SIDE} (H, W)"),
+    ("size", _sides(_int(8, MAX_SIDE)), f"two integers >= 8 and <= {MAX_SIDE} (H, W), or three for volumes (D, H, W)"),
     ("lr", _number(0), "a positive number"),
     ("optimizer", lambda v: v in ("adamw", "adam"), "adamw, adam"),
     ("weight_decay", _number(0, strict=False), "a number >= 0"),
@@ -85,7 +89,7 @@ class Budget:
     steps: int = 200
     seconds: float | None = None
     batch: int = 8
-    size: tuple[int, int] = (64, 64)
+    size: tuple[int, ...] = (64, 64)  # (H, W); (D, H, W) for volumes
     lr: float = 1e-3
     optimizer: str = "adamw"
     weight_decay: float = 0.0

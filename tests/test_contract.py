@@ -11,9 +11,14 @@ from skipsearch.blocks import BLOCKS
 from skipsearch.skips import SKIPS
 
 CASES = contract.cases()
+VOLUMES = contract.cases(dims=3)  # the same suite for 3-D networks (volumes)
 
 
-@pytest.fixture(params=CASES, ids=[f"{s.block.type}-{s.skip.type}-d{s.depth}" for s in CASES])
+def _id(s) -> str:
+    return f"{s.block.type}-{s.skip.type}-d{s.depth}" + ("-3d" if s.spatial_dims == 3 else "")
+
+
+@pytest.fixture(params=CASES, ids=[_id(s) for s in CASES])
 def spec(request):
     return request.param
 
@@ -30,9 +35,37 @@ def test_contract(spec, check):
     check(spec)
 
 
+# volumes: the shape checks (skip memory on meta, the JSON) at every depth; the checks that
+# run real tensors (forward and backward, determinism, model.py) at depths 2 and 3, where
+# a volume pads to at most 8^3 (depth 5 pads to 32^3 and takes seconds per network)
+SHAPE_CHECKS = (contract.check_skip_memory, contract.check_round_trip)
+REAL = [s for s in VOLUMES if s.depth <= 3]
+
+
+@pytest.mark.parametrize("check", SHAPE_CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("volume", VOLUMES, ids=_id)
+def test_contract_in_3d(volume, check):
+    check(volume)
+
+
+@pytest.mark.parametrize("check", [c for c in contract.CHECKS if c not in SHAPE_CHECKS], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("volume", REAL, ids=_id)
+def test_contract_in_3d_with_real_tensors(volume, check):
+    check(volume)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("skip", list_skips())
-def test_restore_head_is_an_exact_residual(skip):
-    contract.check_restore_identity(contract.small_spec("naf", skip, 3))
+def test_restore_head_is_an_exact_residual(skip, dims):
+    contract.check_restore_identity(contract.small_spec("naf", skip, 3, spatial_dims=dims))
+
+
+TRAINED = [s for s in VOLUMES if s.depth == 2 and (s.block.type == "naf" or s.skip.type == "plain")]  # each design, each family
+
+
+@pytest.mark.parametrize("spec", TRAINED, ids=_id)
+def test_training_memory_of_volumes_is_predicted_to_the_byte(spec):
+    contract.check_train_memory(spec)
 
 
 def test_a_broken_design_fails_the_memory_check(monkeypatch):

@@ -95,9 +95,10 @@ def test_peak_activation_is_at_least_skip_memory_plus_main_path():
 @pytest.mark.parametrize("name", list_presets())
 def test_single_pass_counts_equal_thop_and_flopcountermode(name):
     spec = preset(name)
-    p = profile(spec, (spec.in_channels, 64, 64))
+    sides = (64,) * spec.spatial_dims  # 64 x 64 images, 64^3 volumes
+    p = profile(spec, (spec.in_channels, *sides))
     model = build_model(spec, "meta")
-    shape = (1, spec.in_channels, 64, 64)
+    shape = (1, spec.in_channels, *sides)
     assert p.macs == count_macs(model, shape, "meta")
     assert p.flops == count_flops(model, shape, "meta")
 

@@ -62,9 +62,10 @@ class BlockFamily:
         return cls.block
 
     @classmethod
-    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1) -> nn.Module:
-        """One block."""
-        return cls.module(params)(**cls.arguments(c_in, c_out, params, stride))
+    def build(cls, c_in: int, c_out: int, params: dict[str, Any], stride: int = 1, dims: int = 2) -> nn.Module:
+        """One block; for volumes (dims 3) its constructor also gets dims=3."""
+        extra = {"dims": dims} if dims != 2 else {}
+        return cls.module(params)(**cls.arguments(c_in, c_out, params, stride), **extra)
 
 
 BLOCKS: Registry[type[BlockFamily]] = Registry("block family", "block.type")
@@ -77,10 +78,10 @@ def make_stage(spec: ArchSpec, c_in: int, c_out: int, n: int, stride: int = 1) -
     params = dict(spec.block.params)
     layers: list[nn.Module] = []
     if c_in != c_out and (n == 0 or not family.changes_channels):
-        layers.append(projection(c_in, c_out))
+        layers.append(projection(c_in, c_out, spec.spatial_dims))
         c_in = c_out
     for _ in range(n):
-        layers.append(family.build(c_in, c_out, params, stride))
+        layers.append(family.build(c_in, c_out, params, stride, spec.spatial_dims))
         c_in = c_out
     return nn.Sequential(*layers)
 

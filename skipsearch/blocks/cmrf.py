@@ -8,14 +8,15 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
+from ..layers import nd
 from .base import BLOCKS, BlockFamily
 
 
-def _unit(c_in: int, c_out: int, k: int, act: bool) -> nn.Sequential:
+def _unit(c_in: int, c_out: int, k: int, act: bool, dims: int = 2) -> nn.Sequential:
     """conv (no bias) + BatchNorm (eps 1e-3, momentum 0.03) [+ GELU]; depthwise when k == 3."""
     groups = c_in if k == 3 else 1
-    layers = [nn.Conv2d(c_in, c_out, k, padding=k // 2, groups=groups, bias=False)]
-    layers.append(nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.03))
+    layers = [nd("Conv", dims)(c_in, c_out, k, padding=k // 2, groups=groups, bias=False)]
+    layers.append(nd("BatchNorm", dims)(c_out, eps=1e-3, momentum=0.03))
     if act:
         layers.append(nn.GELU())
     return nn.Sequential(*layers)
@@ -28,12 +29,12 @@ class CMRFBlock(nn.Module):
     half and every stage's output is kept. The residual applies only when c_in == c_out.
     """
 
-    def __init__(self, c_in: int, c_out: int, n: int = 8, shortcut: bool = True) -> None:
+    def __init__(self, c_in: int, c_out: int, n: int = 8, shortcut: bool = True, dims: int = 2) -> None:
         super().__init__()
         half = c_out // (2 * n)
-        self.pw1 = _unit(c_in, c_out // n, 1, act=True)
-        self.stages = nn.ModuleList(_unit(half, half, 3, act=False) for _ in range(n - 1))
-        self.pw2 = _unit(c_out // 2, c_out, 1, act=True)
+        self.pw1 = _unit(c_in, c_out // n, 1, act=True, dims=dims)
+        self.stages = nn.ModuleList(_unit(half, half, 3, act=False, dims=dims) for _ in range(n - 1))
+        self.pw2 = _unit(c_out // 2, c_out, 1, act=True, dims=dims)
         self.residual = shortcut and c_in == c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

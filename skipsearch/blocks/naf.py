@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SpecError
-from ..layers import LayerNorm2d, SimpleGate
+from ..layers import LayerNorm2d, SimpleGate, nd
 from .base import BLOCKS, BlockFamily
 
 TLC_BASE = 1.5  # the window is this many times the training-size feature map (official: 1.5)
@@ -56,23 +56,24 @@ class NAFBlock(nn.Module):
     fresh block is the identity. SCA has no sigmoid, as in the official code.
     """
 
-    def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2, dropout: float = 0.0) -> None:
+    def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2, dropout: float = 0.0, dims: int = 2) -> None:
         super().__init__()
         dw = c * dw_expand
         ffn = c * ffn_expand
+        conv = nd("Conv", dims)
         self.norm1 = LayerNorm2d(c)
-        self.conv1 = nn.Conv2d(c, dw, 1)
-        self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
+        self.conv1 = conv(c, dw, 1)
+        self.conv2 = conv(dw, dw, 3, padding=1, groups=dw)
         self.gate = SimpleGate()
-        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
-        self.conv3 = nn.Conv2d(dw // 2, c, 1)
+        self.sca = nn.Sequential(nd("AdaptiveAvgPool", dims)(1), conv(dw // 2, dw // 2, 1))
+        self.conv3 = conv(dw // 2, c, 1)
         self.norm2 = LayerNorm2d(c)
-        self.conv4 = nn.Conv2d(c, ffn, 1)
-        self.conv5 = nn.Conv2d(ffn // 2, c, 1)
+        self.conv4 = conv(c, ffn, 1)
+        self.conv5 = conv(ffn // 2, c, 1)
         self.drop1 = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.drop2 = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
-        self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(1, c, *[1] * dims))
+        self.gamma = nn.Parameter(torch.zeros(1, c, *[1] * dims))
 
     def attention(self, y: torch.Tensor) -> torch.Tensor:
         """SCA's per-channel weights for y (global average pooling, then a 1x1 conv)."""
@@ -135,6 +136,12 @@ class NAF(BlockFamily):
             raise SpecError("block.dropout", params["dropout"], "0 <= dropout < 1")
         if not 8 <= params["train_size"] <= 65536:
             raise SpecError("block.train_size", params["train_size"], "an integer 8-65536 (the training crop size, for tlc)")
+
+    @classmethod
+    def validate(cls, spec) -> None:
+        super().validate(spec)
+        if spec.block["tlc"] and spec.spatial_dims != 2:
+            raise SpecError("block.tlc", True, "false for volumes", "TLC's local mean is written for images")
 
     @classmethod
     def module(cls, params: dict[str, Any]) -> type[nn.Module]:

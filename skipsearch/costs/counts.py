@@ -48,7 +48,13 @@ def _transposed(m: nn.ConvTranspose2d, x: tuple[torch.Tensor], y: torch.Tensor) 
     _add(m, x[0].numel() * m.out_channels // m.groups * m.weight.shape[2:].numel())
 
 
-RULES = {LayerNorm2d: _layer_norm, SimpleGate: _gate, Interpolate: _zero, nn.ConvTranspose2d: _transposed}
+RULES = {
+    LayerNorm2d: _layer_norm,
+    SimpleGate: _gate,
+    Interpolate: _zero,
+    nn.ConvTranspose2d: _transposed,
+    nn.ConvTranspose3d: _transposed,
+}
 
 
 def _example(model: nn.Module, shape: Sequence[int], device: str | torch.device) -> torch.Tensor:

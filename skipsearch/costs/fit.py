@@ -8,6 +8,7 @@ process would be killed or swap for minutes. The cost model answers on the meta 
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -70,16 +71,16 @@ def training_bytes(spec: ArchSpec, batch: int, size: tuple[int, int]) -> int:
     return saved + x.nbytes + (2 + ADAM_STATES) * param_bytes(spec)
 
 
-def largest_tensor(spec: ArchSpec, batch: int, size: tuple[int, int]) -> int:
+def largest_tensor(spec: ArchSpec, batch: int, size: tuple[int, ...]) -> int:
     """An upper bound on the elements of any activation of `spec` at batch x size: every
-    level at the padded full resolution, with four times all the channels of the network."""
+    level at the padded full resolution, with 2^dims times all the channels of the network."""
     m = spec.multiple
-    h, w = (-(-int(s) // m) * m for s in size)
-    channels = 4 * (sum(spec.level_widths) + spec.in_channels + spec.out_channels)
-    return int(batch) * h * w * channels
+    padded = math.prod(-(-int(s) // m) * m for s in size)
+    channels = 2 ** len(size) * (sum(spec.level_widths) + spec.in_channels + spec.out_channels)
+    return int(batch) * padded * channels
 
 
-def check_sizes(spec: ArchSpec, batch: int, size: tuple[int, int], what: str) -> None:
+def check_sizes(spec: ArchSpec, batch: int, size: tuple[int, ...], what: str) -> None:
     """UserError for a request whose tensors could not even be described (sizes beyond
     64-bit counts), before any model or tensor is made on any device."""
     n = largest_tensor(spec, batch, size)

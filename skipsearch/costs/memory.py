@@ -31,11 +31,12 @@ from .thop_replay import shape_hooks, thop_rules, thop_total
 from .tracker import LiveStorages
 
 
-def level_sizes(spec: ArchSpec, height: int, width: int) -> Sizes:
-    """(h, w) of levels 1..depth+1 for an input of height x width (after padding)."""
+def level_sizes(spec: ArchSpec, *sides: int) -> Sizes:
+    """The spatial size of levels 1..depth+1, (h, w) or (d, h, w), for an input with these
+    sides (after padding each to the spec's multiple)."""
     m = spec.multiple
-    h, w = -(-height // m) * m, -(-width // m) * m
-    return [(h >> i, w >> i) for i in range(spec.depth + 1)]
+    padded = [-(-s // m) * m for s in sides]
+    return [tuple(s >> i for s in padded) for i in range(spec.depth + 1)]
 
 
 @dataclass
@@ -53,10 +54,11 @@ def _stage_name(kind: str, level: int) -> str:
     return "bottleneck" if kind == "bottleneck" else f"{kind} {level}"
 
 
-def analytic_timeline(spec: ArchSpec, shape: tuple[int, int, int, int], itemsize: int) -> list[Stage]:
-    """Skip memory at each stage from the spec alone (no tensors, no modules)."""
-    n, _, h, w = shape
-    sizes = level_sizes(spec, h, w)
+def analytic_timeline(spec: ArchSpec, shape: tuple[int, ...], itemsize: int) -> list[Stage]:
+    """Skip memory at each stage from the spec alone (no tensors, no modules); `shape` is
+    (N, C, H, W), or (N, C, D, H, W) for volumes."""
+    n, _, *sides = shape
+    sizes = level_sizes(spec, *sides)
     timeline = SKIPS.get(spec.skip.type).analytic(spec, sizes)
     out = []
     for (kind, level), held in zip(stages(spec.depth), timeline, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from .counts import count_flops, count_macs, count_params
 from .fit import check_fits, inference_bytes
 from .memory import Stage, analytic_timeline, gc_paused, level_sizes, measure
 
+DEFAULT_SIDE = {2: 256, 3: 64}  # the default input: 256 x 256 images, 64^3 volumes
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("meta", "cpu", "cuda")
 
@@ -21,7 +24,7 @@ DEVICES = ("meta", "cpu", "cuda")
 @dataclass
 class Profile:
     arch_id: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]  # (C, H, W), or (C, D, H, W) for volumes
     batch: int
     dtype: str
     device: str
@@ -65,11 +68,13 @@ class Profile:
         }
 
 
-def check_options(spec: ArchSpec, input_shape: tuple[int, int, int], batch: int, dtype: str, device: str) -> None:
-    ok = len(input_shape) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in input_shape)
+def check_options(spec: ArchSpec, input_shape: tuple[int, ...], batch: int, dtype: str, device: str) -> None:
+    want = 1 + spec.spatial_dims
+    ok = len(input_shape) == want and all(isinstance(v, int) and not isinstance(v, bool) for v in input_shape)
     if not ok or min(input_shape) < 1:
-        raise UserError(f"input: {input_shape!r}; allowed: (C, H, W), three positive integers")
-    c, h, w = input_shape
+        form = "(C, H, W), three" if want == 3 else "(C, D, H, W) for a volume network, four"
+        raise UserError(f"input: {input_shape!r}; allowed: {form} positive integers")
+    c = input_shape[0]
     if c != spec.in_channels:
         raise UserError(f"input: {c} channels, but the spec takes in_channels={spec.in_channels}")
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
@@ -84,7 +89,7 @@ def check_options(spec: ArchSpec, input_shape: tuple[int, int, int], batch: int,
 
 def profile(
     spec: ArchSpec,
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
     *,
     batch: int = 1,
     dtype: str = "float32",
@@ -97,21 +102,21 @@ def profile(
     depend only on shapes and are always counted on meta. counts=False skips MACs and
     FLOPs (the cheap path a search uses for constraints on memory alone).
     """
-    input_shape = tuple(input_shape or (spec.in_channels, 256, 256))
+    input_shape = tuple(input_shape or (spec.in_channels, *(DEFAULT_SIDE[spec.spatial_dims],) * spec.spatial_dims))
     check_options(spec, input_shape, batch, dtype, device)
     with gc_paused():
         return _profile(spec, input_shape, batch, dtype, device, counts)
 
 
-def _profile(spec: ArchSpec, input_shape: tuple[int, int, int], batch: int, dtype: str, device: str, counts: bool) -> Profile:
+def _profile(spec: ArchSpec, input_shape: tuple[int, ...], batch: int, dtype: str, device: str, counts: bool) -> Profile:
     torch_dtype = DTYPES[dtype]
     shape = (batch, *input_shape)
     meta_model = build_model(spec, "meta").eval()
     if torch_dtype != torch.float32:
         meta_model = meta_model.to(torch_dtype)
     if device != "meta":
-        c, h, w = input_shape
-        check_fits(inference_bytes(spec, shape, torch_dtype), device, f"input {c}x{h}x{w}, batch {batch}")
+        where = f"input {'x'.join(map(str, input_shape))}, batch {batch}"
+        check_fits(inference_bytes(spec, shape, torch_dtype), device, where)
     model = meta_model if device == "meta" else build_model(spec).to(device=device, dtype=torch_dtype).eval()
     x = (
         torch.randn(shape, device=device, dtype=torch_dtype)
@@ -131,7 +136,7 @@ def _profile(spec: ArchSpec, input_shape: tuple[int, int, int], batch: int, dtyp
 
     itemsize = x.element_size()
     analytic = analytic_timeline(spec, shape, itemsize)
-    h1, w1 = level_sizes(spec, *input_shape[1:])[0]
+    full = math.prod(level_sizes(spec, *input_shape[1:])[0])  # pixels (voxels) of a level-1 map
     return Profile(
         arch_id=spec.arch_id,
         input_shape=input_shape,
@@ -141,7 +146,7 @@ def _profile(spec: ArchSpec, input_shape: tuple[int, int, int], batch: int, dtyp
         params=count_params(meta_model),
         macs=(measured.macs if device == "meta" else count_macs(meta_model, shape, "meta")) if counts else None,
         flops=(measured.flops if device == "meta" else count_flops(meta_model, shape, "meta")) if counts else None,
-        m_e1_bytes=spec.level_widths[0] * h1 * w1 * batch * itemsize,
+        m_e1_bytes=spec.level_widths[0] * full * batch * itemsize,
         skip_memory_bytes=max(s.skip_bytes for s in measured.timeline),
         skip_memory_analytic_bytes=max(s.skip_bytes for s in analytic),
         peak_activation_bytes=measured.peak_bytes,

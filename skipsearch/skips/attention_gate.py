@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
+from ..layers import nd
 from .base import SKIPS, Sizes, SkipDesign, State, Timeline, merge, resolve_merge
 from .plain import PlainSkip
 
@@ -28,11 +29,12 @@ from .plain import PlainSkip
 class AttentionGate(nn.Module):
     """alpha = sigmoid(psi(relu(W_x x + W_g g))); returns alpha * x."""
 
-    def __init__(self, c_skip: int, c_gate: int, inter: int) -> None:
+    def __init__(self, c_skip: int, c_gate: int, inter: int, dims: int = 2) -> None:
         super().__init__()
-        self.w_x = nn.Conv2d(c_skip, inter, 1, bias=False)
-        self.w_g = nn.Conv2d(c_gate, inter, 1)
-        self.psi = nn.Conv2d(inter, 1, 1)
+        conv = nd("Conv", dims)
+        self.w_x = conv(c_skip, inter, 1, bias=False)
+        self.w_g = conv(c_gate, inter, 1)
+        self.psi = conv(inter, 1, 1)
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         alpha = torch.sigmoid(self.psi(torch.relu(self.w_x(x) + self.w_g(g))))
@@ -55,11 +57,12 @@ class AttentionGateSkip(SkipDesign):
         widths = list(spec.level_widths[:-1])
         return {"widths": widths, "up_channels": ups, "reduction": spec.skip["reduction"], "merge": spec.skip["merge"]}
 
-    def __init__(self, widths: list[int], up_channels: list[int], reduction: int, merge: str) -> None:
+    def __init__(self, widths: list[int], up_channels: list[int], reduction: int, merge: str, dims: int = 2) -> None:
         """The gate at level l is driven by the up operator's output there (up_channels[l-1])."""
         super().__init__()
         self.merge, self.widths = merge, widths
-        self.gates = nn.ModuleList(AttentionGate(w, up_channels[i], max(1, w // reduction)) for i, w in enumerate(widths))
+        gates = [AttentionGate(w, up_channels[i], max(1, w // reduction), dims) for i, w in enumerate(widths)]
+        self.gates = nn.ModuleList(gates)
 
     def push(self, state: State, level: int, feat: torch.Tensor) -> None:
         state[level] = feat

@@ -9,6 +9,8 @@ really holds is what the design claims. Levels are 1-based, deepest pulled first
 from __future__ import annotations
 
 import functools
+import inspect
+import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from ..spec import ArchSpec
 
 State = dict[Any, Any]
-Sizes = list[tuple[int, int]]  # (h, w) of levels 1..depth+1 for the padded input
+Sizes = list[tuple[int, ...]]  # (h, w), or (d, h, w) for volumes, of levels 1..depth+1 for the padded input
 # held elements per label ("L1".. for level l, "agg" for a fused map), one dict per stage
 Timeline = list[dict[str, int]]
 
@@ -34,8 +36,8 @@ def stages(depth: int) -> list[tuple[str, int]]:
 
 
 def area(sizes: Sizes, level: int) -> int:
-    h, w = sizes[level - 1]
-    return h * w
+    """Pixels (voxels, for volumes) of one channel at `level`."""
+    return math.prod(sizes[level - 1])
 
 
 class SkipDesign(nn.Module):
@@ -66,7 +68,11 @@ class SkipDesign(nn.Module):
         from ..blocks import make_stage
         from ..operators import make_up
 
-        return cls(**cls.arguments(spec, functools.partial(make_stage, spec), functools.partial(make_up, spec.up)))
+        up = functools.partial(make_up, spec.up, dims=spec.spatial_dims)
+        args = cls.arguments(spec, functools.partial(make_stage, spec), up)
+        if spec.spatial_dims != 2 and "dims" in inspect.signature(cls.__init__).parameters:
+            args["dims"] = spec.spatial_dims  # volumes: a design with layers of its own builds them in 3-D
+        return cls(**args)
 
     def begin(self) -> State:
         return {}

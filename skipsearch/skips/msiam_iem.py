@@ -26,23 +26,26 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
+from ..layers import nd, pixel_shuffle, pixel_unshuffle
 from .base import SKIPS, Sizes, SkipDesign, State, Timeline, area, merge, resolve_merge, stages
 
 TARGETS = ("min", "mid", "max")
 
 
-def resize(src: int, dst: int) -> nn.Module:
+def resize(src: int, dst: int, dims: int = 2) -> nn.Module:
     """Lossless move from level src to level dst (1-based; larger = coarser)."""
     if dst > src:
-        return nn.PixelUnshuffle(2 ** (dst - src))
+        return pixel_unshuffle(dims, 2 ** (dst - src))
     if dst < src:
-        return nn.PixelShuffle(2 ** (src - dst))
+        return pixel_shuffle(dims, 2 ** (src - dst))
     return nn.Identity()
 
 
-def allocate(memory: float, width: int, depth: int, target: int) -> list[Fraction]:
-    """u_l (full-resolution channels kept by level l) for levels 1..depth; they sum to K."""
-    grain = [Fraction(1, 4 ** (min(level, target) - 1)) for level in range(1, depth + 1)]
+def allocate(memory: float, width: int, depth: int, target: int, dims: int = 2) -> list[Fraction]:
+    """u_l (full-resolution channels kept by level l) for levels 1..depth; they sum to K.
+    A level is 2^dims times smaller than the one above (4 for images, 8 for volumes)."""
+    cell = 2**dims
+    grain = [Fraction(1, cell ** (min(level, target) - 1)) for level in range(1, depth + 1)]
     total = max(round(memory * width), math.ceil(sum(grain)))
     u = list(grain)
     free = list(range(depth))
@@ -89,21 +92,21 @@ class MsiamIem(SkipDesign):
 
     @classmethod
     def arguments(cls, spec, stage, up) -> dict[str, Any]:
-        p, ws = spec.skip, list(spec.level_widths[:-1])
-        u = allocate(p["memory"], ws[0], spec.depth, p["level"])
-        reduced = [int(ui * 4**i) for i, ui in enumerate(u)]
+        p, ws, cell = spec.skip, list(spec.level_widths[:-1]), 2**spec.spatial_dims
+        u = allocate(p["memory"], ws[0], spec.depth, p["level"], spec.spatial_dims)
+        reduced = [int(ui * cell**i) for i, ui in enumerate(u)]
         return {"widths": ws, "level": p["level"], "reduced": reduced, "full": int(sum(u)), "merge": p["merge"]}
 
-    def __init__(self, widths: list[int], level: int, reduced: list[int], full: int, merge: str) -> None:
+    def __init__(self, widths: list[int], level: int, reduced: list[int], full: int, merge: str, dims: int = 2) -> None:
         """E' lives at encoder `level`; level l keeps reduced[l-1] channels at its own
         resolution; E' has `full` channels at full resolution (K)."""
         super().__init__()
-        ws, d, t = widths, len(widths), level
+        ws, d, t, cell, conv = widths, len(widths), level, 2**dims, nd("Conv", dims)
         self.depth, self.widths, self.merge = d, ws, merge
-        fused = full * 4 ** (t - 1)
-        self.reduce = nn.ModuleList(nn.Sequential(nn.Conv2d(ws[i], reduced[i], 1), resize(i + 1, t)) for i in range(d))
-        self.fuse = nn.Conv2d(fused, fused, 1)
-        self.expand = nn.ModuleList(nn.Sequential(resize(t, i + 1), nn.Conv2d(full * 4**i, ws[i], 1)) for i in range(d))
+        fused = full * cell ** (t - 1)
+        self.reduce = nn.ModuleList(nn.Sequential(conv(ws[i], reduced[i], 1), resize(i + 1, t, dims)) for i in range(d))
+        self.fuse = conv(fused, fused, 1)
+        self.expand = nn.ModuleList(nn.Sequential(resize(t, i + 1, dims), conv(full * cell**i, ws[i], 1)) for i in range(d))
 
     def push(self, state: State, level: int, feat: torch.Tensor) -> None:
         parts = state.setdefault("parts", [])
@@ -120,9 +123,9 @@ class MsiamIem(SkipDesign):
 
     @classmethod
     def analytic(cls, spec, sizes: Sizes) -> Timeline:
-        p, d = spec.skip, spec.depth
-        u = allocate(p["memory"], spec.level_widths[0], d, p["level"])
-        parts = {f"L{i}": int(u[i - 1] * 4 ** (i - 1)) * area(sizes, i) for i in range(1, d + 1)}
+        p, d, cell = spec.skip, spec.depth, 2**spec.spatial_dims
+        u = allocate(p["memory"], spec.level_widths[0], d, p["level"], spec.spatial_dims)
+        parts = {f"L{i}": int(u[i - 1] * cell ** (i - 1)) * area(sizes, i) for i in range(1, d + 1)}
         agg = {"agg": int(sum(u)) * area(sizes, 1)}
         out = []
         for kind, level in stages(d):

@@ -18,37 +18,44 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SpecError
-from ..layers import projection
+from ..layers import nd, projection
 from .base import SKIPS, Sizes, SkipDesign, State, Timeline, area, merge, resolve_merge, stages
 
 
 class ChannelAttention(nn.Module):
-    def __init__(self, c: int) -> None:
+    def __init__(self, c: int, dims: int = 2) -> None:
         super().__init__()
         hidden = max(1, c // 16)  # U-Net v2 hard-wires C/16; narrow levels keep one unit
-        self.mlp = nn.Sequential(nn.Conv2d(c, hidden, 1, bias=False), nn.ReLU(), nn.Conv2d(hidden, c, 1, bias=False))
+        conv = nd("Conv", dims)
+        self.mlp = nn.Sequential(conv(c, hidden, 1, bias=False), nn.ReLU(), conv(hidden, c, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1))
+        ones = (1,) * (x.dim() - 2)
+        w = self.mlp(_pool(x, "avg", ones)) + self.mlp(_pool(x, "max", ones))
         return x * torch.sigmoid(w)
 
 
 class SpatialAttention(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, dims: int = 2) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(2, 1, 7, padding=3, bias=False)
+        self.conv = nd("Conv", dims)(2, 1, 7, padding=3, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stats = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
         return x * torch.sigmoid(self.conv(stats))
 
 
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if x.shape[-2:] == size:
+def _pool(x: torch.Tensor, kind: str, size: tuple[int, ...]) -> torch.Tensor:
+    """Adaptive average or max pooling of an image (2-D) or a volume (3-D) to `size`."""
+    return getattr(F, f"adaptive_{kind}_pool{x.dim() - 2}d")(x, size)
+
+
+def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    if tuple(x.shape[2:]) == size:
         return x
-    if x.shape[-1] > size[1]:
-        return F.adaptive_avg_pool2d(x, size)
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+    if x.shape[-1] > size[-1]:
+        return _pool(x, "avg", size)
+    return F.interpolate(x, size=size, mode="bilinear" if x.dim() == 4 else "trilinear", align_corners=True)
 
 
 @SKIPS.register("sdi")
@@ -66,22 +73,25 @@ class Sdi(SkipDesign):
     def arguments(cls, spec, stage, up) -> dict[str, Any]:
         return {"widths": list(spec.level_widths[:-1]), "channels": spec.skip["channels"], "merge": spec.skip["merge"]}
 
-    def __init__(self, widths: list[int], channels: int, merge: str) -> None:
+    def __init__(self, widths: list[int], channels: int, merge: str, dims: int = 2) -> None:
         super().__init__()
         c, d, ws = channels, len(widths), widths
+        conv = nd("Conv", dims)
         self.merge, self.widths = merge, ws
         self.refine = nn.ModuleList(
-            nn.Sequential(ChannelAttention(ws[i]), SpatialAttention(), nn.Conv2d(ws[i], c, 1, bias=False), nn.BatchNorm2d(c))
+            nn.Sequential(
+                ChannelAttention(ws[i], dims), SpatialAttention(dims), conv(ws[i], c, 1, bias=False), nd("BatchNorm", dims)(c)
+            )
             for i in range(d)
         )
-        self.smooth = nn.ModuleList(nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for _ in range(d)) for _ in range(d))
-        self.project = nn.ModuleList(projection(c, ws[i]) for i in range(d))
+        self.smooth = nn.ModuleList(nn.ModuleList(conv(c, c, 3, padding=1) for _ in range(d)) for _ in range(d))
+        self.project = nn.ModuleList(projection(c, ws[i], dims) for i in range(d))
 
     def push(self, state: State, level: int, feat: torch.Tensor) -> None:
         state[level] = self.refine[level - 1](feat)
 
     def pull(self, state: State, level: int, up: torch.Tensor) -> torch.Tensor:
-        size = tuple(state[level].shape[-2:])
+        size = tuple(state[level].shape[2:])
         out = None
         for j, conv in enumerate(self.smooth[level - 1]):
             term = conv(_resize(state[j + 1], size))

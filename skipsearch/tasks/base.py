@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..errors import UserError
+from ..errors import SpecError, UserError
 from ..registry import Registry
 from ..spec import ArchSpec
 from . import losses, metrics
@@ -25,6 +25,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 class Task:
     name: ClassVar[str]
     kind: ClassVar[str]  # "seg" or "restore"
+    spatial_dims: ClassVar[int] = 2  # 2: images; 3: volumes
     in_channels: int = 3
     num_classes: int = 2  # segmentation classes, background included
 
@@ -99,7 +100,15 @@ class Task:
 
     # -- specs ----------------------------------------------------------------------------
     def adapt(self, spec: ArchSpec) -> ArchSpec:
-        """The spec with the channels and head this task needs."""
+        """The spec with the channels and head this task needs (SpecError for a spec of
+        other dimensions: a volume network cannot be adapted to images, nor back)."""
+        if spec.spatial_dims != self.spatial_dims:
+            shapes = {2: "2-D images", 3: "3-D volumes"}
+            raise SpecError(
+                "spatial_dims",
+                spec.spatial_dims,
+                f"{self.spatial_dims} (task {self.name!r} has {shapes[self.spatial_dims]})",
+            )
         head = "restore" if self.kind == "restore" else "seg"
         return spec.replace(in_channels=self.in_channels, out_channels=self.out_channels, head=head)
 

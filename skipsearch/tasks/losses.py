@@ -23,8 +23,10 @@ def bce_dice(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
 
 
 def ce_dice(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Multi-class: logits (N, K, H, W), label (N, H, W) of class indices."""
-    onehot = F.one_hot(label.long(), logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
+    """Multi-class: logits (N, K, H, W), label (N, H, W) of class indices (or one axis
+    more for volumes: (N, K, D, H, W) and (N, D, H, W))."""
+    channels_last = F.one_hot(label.long(), logits.shape[1])
+    onehot = channels_last.movedim(-1, 1).to(logits.dtype)
     return F.cross_entropy(logits, label.long()) + soft_dice_loss(logits.softmax(1), onehot)
 
 
