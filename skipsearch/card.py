@@ -45,7 +45,7 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
     front = results.front
     on_front = int(trial.number) in set(int(n) for n in front["number"])
     metrics = [n for n, o in OBJECTIVES.items() if o.metric and n in a]
-    ref = cfg.get("reference_input", [spec.in_channels, 256, 256])
+    ref = cfg.get("reference_input", [spec.in_channels, *[256 if spec.spatial_dims == 2 else 128] * spec.spatial_dims])
     objectives = ", ".join(f"{n} ({d})" for n, d in zip(results.objectives, results.directions, strict=True))
     lines = [
         f"# Model card: {spec.arch_id}",
@@ -63,9 +63,8 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
         "",
         "## Costs",
         f"- parameters: {a.get('params'):,}",
-        f"- MACs (thop, {ref[0]}x{ref[1]}x{ref[2]}): {a.get('macs', 0) / 1e9:.3f} G; "
-        f"FLOPs (FlopCounterMode): {a.get('flops', 0) / 1e9:.3f} G",
-        f"- skip memory (inference, batch 1, fp32, {ref[1]}x{ref[2]}): {_mib(a.get('skip_memory_bytes'))}"
+        f"- MACs (thop, {_x(ref)}): {a.get('macs', 0) / 1e9:.3f} G; FLOPs (FlopCounterMode): {a.get('flops', 0) / 1e9:.3f} G",
+        f"- skip memory (inference, batch 1, fp32, {_x(ref[1:])}): {_mib(a.get('skip_memory_bytes'))}"
         + (f" = {a.get('skip_memory_bytes') / me1:.4g} M_E1 (M_E1 = {_mib(me1)})" if me1 else ""),
         f"- peak inference activations: {_mib(a.get('peak_activation_bytes'))}",
         *_training_memory(a, cfg),
@@ -92,12 +91,12 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
         + ", ".join(f"{n} = {v:.4g}" for n, v in zip(results.objectives, trial.values, strict=True)),
         "",
         "## Export checks",
-        f"Random input 1x{spec.in_channels}x{size[0]}x{size[1]}, max abs difference against the torch model "
+        f"Random input 1x{spec.in_channels}x{_x(size)}, max abs difference against the torch model "
         f"(allowed: {limit:.3g}, {TOLERANCE:g} of the largest output magnitude, at least {TOLERANCE:g}):",
         "",
         *[f"- {k}: {v:.3g}" for k, v in checks.items()],
         "",
-        f"model.ts and model.onnx are traced at {size[0]}x{size[1]} (their padding is fixed for that size); model.py",
+        f"model.ts and model.onnx are traced at {_x(size)} (their padding is fixed for that size); model.py",
         "and skipsearch.load() take any size (padded to a multiple of 2^depth and cropped back).",
         "",
     ]
@@ -122,3 +121,8 @@ def _training_memory(a: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
             f"over {a.get('latency_runs', '?')} runs"
         )
     return lines
+
+
+def _x(sides) -> str:
+    """Sides as people write them: 3x256x256, 128x128x128."""
+    return "x".join(str(int(v)) for v in sides)

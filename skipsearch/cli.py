@@ -181,15 +181,18 @@ def print_train_memory(t) -> None:
     print(f"    {'activations (saved, temporaries)':<32} {_mib(t.activations)}")
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str, dims: int = 2) -> tuple[int, ...]:
+    """HxW (or DxHxW for volumes); one number N means N on every side."""
     from .train import MAX_SIDE
 
     parts = text.lower().split("x")
     if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or not all(_digits(p) and 8 <= int(p) <= MAX_SIDE for p in parts):
-        raise UserError(f"--size: {text!r} is not HxW; allowed: one or two integers >= 8 and <= {MAX_SIDE}, e.g. 64x64")
-    return int(parts[0]), int(parts[1])
+        parts = parts * dims
+    form, example = ("HxW", "64x64") if dims == 2 else ("DxHxW", "32x64x64")
+    if len(parts) != dims or not all(_digits(p) and 8 <= int(p) <= MAX_SIDE for p in parts):
+        allowed = f"one or {'two' if dims == 2 else 'three'} integers >= 8 and <= {MAX_SIDE}, e.g. {example}"
+        raise UserError(f"--size: {text!r} is not {form}; allowed: {allowed}")
+    return tuple(int(p) for p in parts)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -216,7 +219,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"{source}: {err}") from None
     try:
         budget = Budget(
-            steps=args.steps, batch=args.batch, size=parse_size(args.size), lr=args.lr, seed=args.seed, device=args.device
+            steps=args.steps,
+            batch=args.batch,
+            size=parse_size(args.size, task.spatial_dims),
+            lr=args.lr,
+            seed=args.seed,
+            device=args.device,
         )
     except UserError as err:  # the library names budget fields; here they are options
         raise UserError(str(err).replace("budget ", "--", 1)) from None

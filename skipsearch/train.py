@@ -190,8 +190,7 @@ def _save(out: Path, model: torch.nn.Module, spec: ArchSpec, result: dict[str, A
 def check_budget_fits(spec: ArchSpec, budget: Budget, device: torch.device) -> None:
     """Refuse a budget whose training step cannot fit in the device's memory (predicted on
     the meta device, before any data or weights are allocated)."""
-    h, w = budget.size
-    what = f"budget size {h}x{w}, batch {budget.batch}"
+    what = f"budget size {'x'.join(map(str, budget.size))}, batch {budget.batch}"
     check_sizes(spec, budget.batch, budget.size, what)
     check_fits(training_bytes(spec, budget.batch, budget.size), device, what)
 
@@ -202,9 +201,10 @@ def check_data_fits(task: Task, budget: Budget) -> None:
     footprint = task.data_footprint(tuple(budget.size))
     have = available_bytes("cpu")
     if footprint is not None and have is not None and footprint[0] > have:
-        (needed, what), (h, w) = footprint, budget.size
+        needed, what = footprint
+        size = "x".join(map(str, budget.size))
         raise UserError(
-            f"budget size {h}x{w}: the task's data needs about {needed / 2**30:,.2f} GiB in memory ({what}), "
+            f"budget size {size}: the task's data needs about {needed / 2**30:,.2f} GiB in memory ({what}), "
             f"{have / 2**30:,.2f} GiB is available; allowed: a smaller size or fewer images"
         )
 
@@ -270,8 +270,9 @@ class _Run:
         self.cuda = device.type == "cuda"
         model = build_model(spec).to(device)
         model.checkpointing = budget.checkpoint
-        if self.cuda and budget.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        self.layout = (torch.channels_last if len(budget.size) == 2 else torch.channels_last_3d) if self.cuda else None
+        if self.layout is not None and budget.channels_last:
+            model = model.to(memory_format=self.layout)
         self.model = model
         self.opt = _optimizer(model, task, budget)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _cosine(s, budget))
@@ -305,8 +306,8 @@ class _Run:
     def _one_step(self) -> None:
         x, y = next(self.batches)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        if self.cuda and self.budget.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        if self.layout is not None and self.budget.channels_last:
+            x = x.contiguous(memory_format=self.layout)
         self.loss = train_step(self.model, self.opt, self.task, x, y, self.budget)
         self.sched.step()
         self.step += 1

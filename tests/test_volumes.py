@@ -84,3 +84,65 @@ def test_profile_takes_a_volume_and_says_which_input_form_a_network_needs(capsys
     assert main(["profile", "--spec", str(spec), "--input", "1x16x16x16", "--train", "--checkpoint", "--json"]) == 0
     train = json.loads(capsys.readouterr().out)["train"]
     assert train["size"] == [16, 16, 16] and train["checkpoint"] is True
+
+
+def test_shapes3d_volumes_are_deterministic_and_label_the_largest_blob():
+    from skipsearch.tasks import make_task
+    from skipsearch.tasks.shapes3d import render
+
+    x, y = render(3, 24, 32, 28)
+    again, label = render(3, 24, 32, 28)
+    assert x.shape == (1, 24, 32, 28) and y.shape == (24, 32, 28) and x.dtype.name == "float32"
+    assert (x == again).all() and (y == label).all() and not (x == render(4, 24, 32, 28)[0]).all()
+    assert 0.002 < y.mean() < 0.2 and x.min() >= 0 and x.max() <= 1
+    inside, outside = x[0][y == 1].mean(), x[0][y == 0].mean()
+    assert abs(inside - outside) > 0.05  # the lesion differs from its background
+    task = make_task("shapes3d", train_samples=4, val_samples=2)
+    assert task.spatial_dims == 3 and task.in_channels == 1
+    vx, vy = task.val_set((16, 16, 16))
+    assert vx.shape == (2, 1, 16, 16, 16) and vy.shape == (2, 16, 16, 16)
+    assert task.data_footprint((16, 16, 16))[0] == 6 * 16**3 * 12
+
+
+def test_a_volume_network_trains_on_shapes3d_and_refuses_image_sizes(capsys, tmp_path):
+    spec = tmp_path / "v.json"
+    spec.write_text(ArchSpec(depth=2, width=8, block="conv", skip="plain", spatial_dims=3).to_json())
+    args = ["train", "--spec", str(spec), "--task", "shapes3d", "--steps", "3", "--batch", "2", "--json"]
+    assert main([*args, "--size", "16x16x24"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["task"] == "shapes3d" and out["steps"] == 3 and 0 <= out["dice"] <= 1
+    assert main([*args, "--size", "16x16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--size: '16x16' is not DxHxW" in err[0]
+
+
+def test_a_volume_study_runs_and_its_trials_render_and_export(tmp_path, capsys):
+    from pathlib import Path
+
+    from skipsearch.results import load_results
+    from skipsearch.search.config import load_study
+
+    root = Path(__file__).resolve().parents[1]
+    shipped = load_study(root / "studies" / "volumetric.yaml")
+    assert shipped.reference_input == (1, 128, 128, 128) and len(shipped.budget.size) == 3
+    study = tmp_path / "v.yaml"
+    study.write_text(
+        "name: v\ntask: {name: shapes3d, train_samples: 4, val_samples: 2}\n"
+        f"space: {root / 'search_spaces' / 'volumetric.yaml'}\nsampler: random\nn_trials: 3\n"
+        "budget: {steps: 2, batch: 2, size: [16, 16, 16]}\nreference_input: [1, 32, 32, 32]\n"
+    )
+    assert main(["run", str(study), "--backend", "local"]) == 0
+    r = load_results(tmp_path / "v")
+    done = r.frame[r.frame["state"] == "COMPLETE"]
+    assert len(done) >= 1 and (done["spatial_dims"] == 3).all()
+    # M_E1 of a volume: width x D x H x W at the reference input, float32
+    assert (done["m_e1_bytes"] == done["width"] * 32**3 * 4).all()
+    assert main(["dashboard", str(tmp_path / "v")]) == 0
+    number = int(done["number"].iloc[0])
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "v"), "--trial", str(number), "--out", str(tmp_path / "out")]) == 0
+    bundle = next((tmp_path / "out").iterdir())
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert "1x32x32x32" in card and "traced at 16x16x16" in card
+    checks = json.loads((bundle / "checks.json").read_text())
+    assert all(v < 1e-4 for v in checks.values())

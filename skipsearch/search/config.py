@@ -49,7 +49,7 @@ class StudyConfig:
     sampler: dict[str, Any]
     n_trials: int
     budget: Budget
-    reference_input: tuple[int, int, int]
+    reference_input: tuple[int, ...]  # [C, H, W], or [C, D, H, W] for a volume task
     cpus: float = 1
     gpus: float | str = 0  # a number, or "auto": packed by predicted training memory (gpus.py)
     gpu_packing: Any = None  # gpus.Packing when gpus is "auto"
@@ -108,6 +108,7 @@ def load_study(path: str | Path) -> StudyConfig:
     cpus, gpus, packing = r.resources()
     out = r.out(name)
     budget = r.budget()
+    r.check_budget_dims(budget, task)
     cfg = StudyConfig(
         name=name,
         path=path,

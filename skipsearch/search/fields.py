@@ -57,6 +57,7 @@ SUFFIXES = {
 AMOUNT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_REFERENCE_SIDE = 16384
+REFERENCE_SIDE = {2: 256, 3: 128}  # the default reference input: 256^2 images, 128^3 volumes
 MAX_TRIALS = 1_000_000  # far beyond any study; a larger number is a typo
 PACKING_FIELDS = ("gpu_memory", "gpu_margin", "gpu_context")  # gpus: auto only (gpus.py)
 MAX_SEED = 2**32 - 1  # Optuna's samplers seed NumPy's RandomState
@@ -299,22 +300,31 @@ class StudyFileReader:
             raise self.fail("resources.gpu_context", f"{raw['gpu_context']!r}; allowed: 0-64 GiB (the CUDA context per process)")
         return float(cpus), "auto", Packing(None if memory is None else int(memory), float(margin), int(context))
 
-    def reference_input(self, task: Task) -> tuple[int, int, int]:
-        ref = self.data.get("reference_input", [task.in_channels, 256, 256])
+    def reference_input(self, task: Task) -> tuple[int, ...]:
+        dims = task.spatial_dims
+        ref = self.data.get("reference_input", [task.in_channels, *[REFERENCE_SIDE[dims]] * dims])
         ok = (
             isinstance(ref, list)
-            and len(ref) == 3
+            and len(ref) == 1 + dims
             and all(is_int(v) for v in ref)
             and ref[0] == task.in_channels
             and all(8 <= v <= MAX_REFERENCE_SIDE for v in ref[1:])
         )
         if not ok:
+            form, sides = ("[C, H, W]", "H, W") if dims == 2 else ("[C, D, H, W] (a volume task)", "D, H, W")
             raise self.fail(
                 "reference_input",
-                f"{ref!r}; allowed: [C, H, W] with C = {task.in_channels} (the task's channels)"
-                f" and 8 <= H, W <= {MAX_REFERENCE_SIDE}",
+                f"{ref!r}; allowed: {form} with C = {task.in_channels} (the task's channels)"
+                f" and 8 <= {sides} <= {MAX_REFERENCE_SIDE}",
             )
         return tuple(ref)
+
+    def check_budget_dims(self, budget: Budget, task: Task) -> None:
+        """The budget's training size has the task's number of spatial sides."""
+        if len(budget.size) != task.spatial_dims:
+            form = "[H, W]" if task.spatial_dims == 2 else "[D, H, W]"
+            kind = "images" if task.spatial_dims == 2 else "volumes"
+            raise self.fail("budget.size", f"{list(budget.size)!r}: task {task.name!r} has {kind}; allowed: {form}")
 
     def seed(self) -> int:
         value = self.data.get("seed", 0)

@@ -74,11 +74,10 @@ class Task:
         training + 200 validation images"); None when small or unknown."""
         return None
 
-    def _pairs_bytes(self, n: int, size: tuple[int, int]) -> int:
+    def _pairs_bytes(self, n: int, size: tuple[int, ...]) -> int:
         """n decoded examples at `size`: float32 images plus int64 labels (or float32 targets)."""
-        h, w = size
         target = 3 * 4 if self.kind == "restore" else 8
-        return n * h * w * (self.in_channels * 4 + target)
+        return n * math.prod(size) * (self.in_channels * 4 + target)
 
     # -- objective ------------------------------------------------------------------------
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
