@@ -62,7 +62,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for gib in (80, 141):
-        gpus = Gpus(Packing(), 1, gib * 2**30, gib * 2**30, "stated")
+        gpus = Gpus(Packing(), gib * 2**30, gib * 2**30, "stated")
         shares = [gpus.share(p) for p in peaks]
         fits = [s for s in shares if s <= 1]
         quarter = sum(Packing().need(p) > gpus.memory / 4 for p in peaks)

@@ -45,7 +45,9 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
     front = results.front
     on_front = int(trial.number) in set(int(n) for n in front["number"])
     metrics = [n for n, o in OBJECTIVES.items() if o.metric and n in a]
-    ref = cfg.get("reference_input", [spec.in_channels, *[256 if spec.spatial_dims == 2 else 128] * spec.spatial_dims])
+    from .search.fields import REFERENCE_SIDE
+
+    ref = cfg.get("reference_input", [spec.in_channels, *[REFERENCE_SIDE[spec.spatial_dims]] * spec.spatial_dims])
     objectives = ", ".join(f"{n} ({d})" for n, d in zip(results.objectives, results.directions, strict=True))
     lines = [
         f"# Model card: {spec.arch_id}",

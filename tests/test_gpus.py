@@ -35,7 +35,7 @@ def packed_study(tmp_path, resources="{gpus: auto, gpu_memory: 1 GiB, gpu_contex
 
 
 def test_the_share_is_the_predicted_peak_with_margin_and_context_over_the_gpu_memory():
-    gpus = packing.Gpus(packing.Packing(None, 0.25, 128 * MiB), 2, GiB, GiB, "stated")
+    gpus = packing.Gpus(packing.Packing(None, 0.25, 128 * MiB), GiB, GiB, "stated")
     for peak in (1, 10 * MiB, 300 * MiB, 700 * MiB, 900 * MiB):
         want = max(0.01, math.ceil((math.ceil(peak * 1.25) + 128 * MiB) / GiB * 100) / 100)
         assert gpus.share(peak) == pytest.approx(want)
@@ -112,7 +112,7 @@ def test_gpus_auto_needs_the_ray_backend(tmp_path):
 
 def test_each_trial_asks_for_its_share_and_one_that_cannot_fit_is_not_trained(tmp_path):
     cfg = load_study(packed_study(tmp_path))
-    gpus = packing.Gpus(cfg.gpu_packing, 1, GiB, GiB, "stated")
+    gpus = packing.Gpus(cfg.gpu_packing, GiB, GiB, "stated")
     runner = Runner(cfg, gpus)
     try:
         asked = [runner.next_trial() for _ in range(3)]
@@ -124,7 +124,7 @@ def test_each_trial_asks_for_its_share_and_one_that_cannot_fit_is_not_trained(tm
     finally:
         runner.close()
     cfg = load_study(packed_study(tmp_path / "small"))
-    runner = Runner(cfg, packing.Gpus(cfg.gpu_packing, 1, 130 * MiB, 130 * MiB, "stated"))  # too small for any
+    runner = Runner(cfg, packing.Gpus(cfg.gpu_packing, 130 * MiB, 130 * MiB, "stated"))  # too small for any
     try:
         assert runner.next_trial() is None
         trials = runner.study.trials

@@ -62,10 +62,9 @@ class Packing:
 
 @dataclass(frozen=True)
 class Gpus:
-    """The GPUs a study packs onto: how many, and the memory of the smallest and largest."""
+    """The GPUs a study packs onto: the memory of the smallest and of the largest."""
 
     packing: Packing
-    count: float
     memory: int  # of the smallest GPU: a share of it is safe on every GPU
     largest: int
     source: str  # "stated" or "measured"
@@ -149,7 +148,7 @@ def stated(cfg) -> Gpus | None:
     p = cfg.gpu_packing
     if p is None or p.memory is None:
         return None
-    return Gpus(p, math.inf, p.memory, p.memory, "stated")
+    return Gpus(p, p.memory, p.memory, "stated")
 
 
 def cluster_gpus(cfg) -> Gpus:
@@ -165,14 +164,14 @@ def cluster_gpus(cfg) -> Gpus:
         )
     p = cfg.gpu_packing
     if p.memory is not None:
-        return Gpus(p, count, p.memory, p.memory, "stated")
+        return Gpus(p, p.memory, p.memory, "stated")
     sizes = _probe_memory()
     if not sizes:
         raise UserError(
             f"{cfg.path}: resources.gpus: auto: the cluster's GPUs could not be asked for their memory"
             " (no CUDA device seen by torch on a GPU node); allowed: state it, e.g. resources: {gpus: auto, gpu_memory: 80 GiB}"
         )
-    return Gpus(p, count, min(sizes), max(sizes), "measured")
+    return Gpus(p, min(sizes), max(sizes), "measured")
 
 
 def _probe_memory() -> list[int]:

@@ -119,21 +119,24 @@ def _pool(seed: int, h: int, w: int, start: int, n: int) -> Batch:
 @TASKS.register("shapes")
 class Shapes(Task):
     kind = "seg"
+    samples = "images"  # what one example is called in messages
+    pool = staticmethod(_pool)  # (seed, *sides, start, n) -> the rendered examples
 
     def __init__(self, train_samples: int = 1000, val_samples: int = 200, seed: int = 0) -> None:
         self.train_samples = check_int(self.name, "train_samples", train_samples, 1)
         self.val_samples = check_int(self.name, "val_samples", val_samples, 1)
         self.seed = check_int(self.name, "seed", seed, 0)
 
-    def train_pool(self, size: tuple[int, int], seed: int) -> Batch:
-        return _pool(self.seed, *size, 0, self.train_samples)
+    def train_pool(self, size: tuple[int, ...], seed: int) -> Batch:
+        return self.pool(self.seed, *size, 0, self.train_samples)
 
-    def val_set(self, size: tuple[int, int]) -> Batch:
-        return _pool(self.seed, *size, VAL_OFFSET, self.val_samples)
+    def val_set(self, size: tuple[int, ...]) -> Batch:
+        return self.pool(self.seed, *size, VAL_OFFSET, self.val_samples)
 
-    def data_footprint(self, size: tuple[int, int]) -> tuple[int, str]:
+    def data_footprint(self, size: tuple[int, ...]) -> tuple[int, str]:
         n = self.train_samples + self.val_samples
-        return self._pairs_bytes(n, size), f"{self.train_samples} training + {self.val_samples} validation images"
+        what = f"{self.train_samples} training + {self.val_samples} validation {self.samples}"
+        return self._pairs_bytes(n, size), what
 
     def describe(self) -> dict:
         return {**super().describe(), "train_samples": self.train_samples, "val_samples": self.val_samples, "seed": self.seed}

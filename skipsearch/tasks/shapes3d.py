@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter, zoom
 
-from .base import TASKS, Batch, Task, check_int
-
-VAL_OFFSET = 1_000_000  # validation volumes never share an index with training ones
+from .base import TASKS, Batch
+from .shapes import Shapes
 
 
 def _noise(rng: np.random.Generator, shape: tuple[int, int, int], cells: int) -> np.ndarray:
@@ -92,25 +91,13 @@ def _pool(seed: int, d: int, h: int, w: int, start: int, n: int) -> Batch:
 
 
 @TASKS.register("shapes3d")
-class Shapes3d(Task):
-    kind = "seg"
+class Shapes3d(Shapes):
+    """`shapes` in volumes: the same options and data handling, its own renderer."""
+
     spatial_dims = 3
     in_channels = 1
+    samples = "volumes"
+    pool = staticmethod(_pool)
 
     def __init__(self, train_samples: int = 100, val_samples: int = 20, seed: int = 0) -> None:
-        self.train_samples = check_int(self.name, "train_samples", train_samples, 1)
-        self.val_samples = check_int(self.name, "val_samples", val_samples, 1)
-        self.seed = check_int(self.name, "seed", seed, 0)
-
-    def train_pool(self, size: tuple[int, ...], seed: int) -> Batch:
-        return _pool(self.seed, *size, 0, self.train_samples)
-
-    def val_set(self, size: tuple[int, ...]) -> Batch:
-        return _pool(self.seed, *size, VAL_OFFSET, self.val_samples)
-
-    def data_footprint(self, size: tuple[int, ...]) -> tuple[int, str]:
-        n = self.train_samples + self.val_samples
-        return self._pairs_bytes(n, size), f"{self.train_samples} training + {self.val_samples} validation volumes"
-
-    def describe(self) -> dict:
-        return {**super().describe(), "train_samples": self.train_samples, "val_samples": self.val_samples, "seed": self.seed}
+        super().__init__(train_samples, val_samples, seed)
