@@ -196,20 +196,20 @@ def parse_size(text: str, dims: int = 2) -> tuple[int, ...]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import inspect
+
     from .outputs import check_target
     from .search.fields import did_you_mean
-    from .tasks import list_tasks, make_task
+    from .tasks import TASKS, list_tasks, make_task
     from .train import Budget, check_budget_fits, check_data_fits, evaluate, resolve_device
 
     spec = load_spec(args)
     if args.task not in list_tasks():
         hint = did_you_mean(args.task, list_tasks())
         raise UserError(f"--task: unknown task {args.task!r}; allowed: {', '.join(list_tasks())}{hint}")
-    takes_data = [name for name in list_tasks() if name.startswith("folder-")]
+    takes_data = [name for name in list_tasks() if "data" in inspect.signature(TASKS.get(name).__init__).parameters]
     if args.data is not None and args.task not in takes_data:
-        raise UserError(
-            f"--data: not used by task {args.task}; allowed: --data with {', '.join(sorted(takes_data, reverse=True))}"
-        )
+        raise UserError(f"--data: not used by task {args.task}; allowed: --data with {', '.join(takes_data)}")
     options = {"data": args.data} if args.data is not None else {}
     task = make_task(args.task, **options)
     try:
@@ -239,6 +239,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_data_fits(task, budget)
     if hasattr(task, "check"):
         task.check(budget.size)  # bad files fail here, before anything is trained or written
+    for line in task.notes(budget.size):
+        print(f"note: {line}", file=sys.stderr)
     if fitted != spec:  # said once everything is checked: an error stays one line
         changes = [
             f"{k} {getattr(spec, k)!r} -> {getattr(fitted, k)!r}"
@@ -400,10 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one architecture on a task and print its validation metrics")
     add_spec_source(p)
-    p.add_argument("--task", required=True, help="shapes, photos-denoise, folder-seg, folder-restore")
-    p.add_argument("--data", metavar="DIR", help="dataset folder (folder-seg, folder-restore)")
+    p.add_argument("--task", required=True, help="shapes, shapes3d, photos-denoise, folder-seg, folder-restore, nnunet-raw")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (folder-seg, folder-restore, nnunet-raw)")
     p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--size", default="64x64", metavar="HxW", help="training crop / image size")
+    p.add_argument(
+        "--size",
+        default="64",
+        metavar="HxW|DxHxW",
+        help="training size: image or crop; for nnunet-raw the patch and sliding-window tile (N: N on every side)",
+    )
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)

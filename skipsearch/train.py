@@ -28,6 +28,7 @@ from .model import build_model
 from .outputs import check_target, publish
 from .spec import ArchSpec
 from .tasks import Task, make_task
+from .tasks.base import Batch, Cases
 
 
 def _int(low: int, high: int | None = None) -> Callable[[Any], bool]:
@@ -149,20 +150,36 @@ def _cosine(step: int, budget: Budget) -> float:
 
 @torch.no_grad()
 def val_metrics(
-    model: torch.nn.Module, task: Task, data: tuple[torch.Tensor, torch.Tensor], budget: Budget, device: torch.device
+    model: torch.nn.Module, task: Task, data: Batch | Cases, budget: Budget, device: torch.device
 ) -> dict[str, float]:
-    """Mean per-image metrics over the validation set (leaves the model in eval mode)."""
+    """Mean per-image (per-case) metrics over the validation set (leaves the model in eval
+    mode). Whole cases (Cases) are scored by sliding-window inference with tiles of the
+    training size. Volumes go through at most the training batch per forward pass, so
+    scoring never needs more memory than a training step."""
     model.eval()
     sums: dict[str, float] = {}
-    x_all, y_all = data
     autocast = device.type == "cuda" and budget.amp
-    for i in range(0, len(x_all), budget.val_batch):
-        x = x_all[i : i + budget.val_batch].to(device, non_blocking=True)
-        y = y_all[i : i + budget.val_batch].to(device, non_blocking=True)
+    per_pass = budget.val_batch if len(budget.size) == 2 else min(budget.val_batch, budget.batch)
+
+    def add(scores: dict[str, torch.Tensor]) -> None:
+        for k, v in scores.items():
+            sums[k] = sums.get(k, 0.0) + float(v.sum())
+
+    if isinstance(data, Cases):
+        from .tasks.sliding import predict
+
+        for i in range(len(data)):
+            image, label = data[i]
+            logits = predict(model, image, budget.size, per_pass, autocast)
+            add(task.score(logits[None], label[None].to(logits.device)))
+        return {k: v / len(data) for k, v in sums.items()}
+    x_all, y_all = data
+    for i in range(0, len(x_all), per_pass):
+        x = x_all[i : i + per_pass].to(device, non_blocking=True)
+        y = y_all[i : i + per_pass].to(device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             out = model(x)
-        for k, v in task.score(out.float(), y).items():
-            sums[k] = sums.get(k, 0.0) + float(v.sum())
+        add(task.score(out.float(), y))
     return {k: v / len(x_all) for k, v in sums.items()}
 
 
@@ -192,7 +209,23 @@ def check_budget_fits(spec: ArchSpec, budget: Budget, device: torch.device) -> N
     the meta device, before any data or weights are allocated)."""
     what = f"budget size {'x'.join(map(str, budget.size))}, batch {budget.batch}"
     check_sizes(spec, budget.batch, budget.size, what)
-    check_fits(training_bytes(spec, budget.batch, budget.size), device, what)
+    try:
+        needed = training_bytes(spec, budget.batch, budget.size)
+    except ValueError as err:  # torch's own check, raised on meta too: a norm over a single value
+        if "Expected more than 1" not in str(err):
+            raise
+        raise UserError(_single_value(spec, budget, what, "spatial element" in str(err))) from None
+    check_fits(needed, device, what)
+
+
+def _single_value(spec: ArchSpec, budget: Budget, what: str, instance: bool) -> str:
+    side = 2**spec.depth
+    deepest = "x".join(str(-(-s // side)) for s in budget.size)
+    norm, more = ("instance norm", "") if instance else ("batch norm", ", or a batch of 2 or more")
+    return (
+        f"{what}: the deepest level of this depth-{spec.depth} network is {deepest}, and its {norm} needs more than "
+        f"one value per channel to train; allowed: a size with a side longer than {side}{more}"
+    )
 
 
 def check_data_fits(task: Task, budget: Budget) -> None:

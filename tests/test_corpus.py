@@ -37,6 +37,7 @@ from skipsearch import SpecError, UserError
 from skipsearch.cli import main
 from skipsearch.search.space import SearchSpace
 from skipsearch.tasks import make_task
+from skipsearch.testing import small_spec
 
 CORPUS = Path(__file__).parent / "corpus"
 OK_SPACE = "spaces/ok.yaml"
@@ -124,6 +125,25 @@ def _picture(path: Path, size: list[int], mask: bool, fg: int) -> bytes:
     return buf.getvalue()
 
 
+def _nifti_bytes(recipe: dict[str, Any]) -> bytes:
+    """A gzipped NIfTI volume of recipe["nifti"] = [D, H, W] (or four sides): noise, or with
+    `fg` a label, 0 with a block of fg; `nan` puts a NaN in it."""
+    import gzip
+
+    import nibabel
+
+    shape = recipe["nifti"]
+    if "fg" in recipe:
+        arr = np.zeros(shape, dtype=np.float32 if isinstance(recipe["fg"], float) else np.uint8)
+        arr[tuple(slice(s // 4, max(s // 4 + 1, 3 * s // 4)) for s in shape)] = recipe["fg"]
+    else:
+        arr = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
+    if recipe.get("nan"):
+        arr.flat[0] = np.nan
+    img = nibabel.Nifti1Image(np.ascontiguousarray(arr.T), np.eye(4))  # D, H, W -> x, y, z
+    return gzip.compress(img.to_bytes(), mtime=0)
+
+
 def make(path: Path, recipe: dict[str, Any]) -> None:
     """Write one file (or folder, or link) of a recipe."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +159,9 @@ def make(path: Path, recipe: dict[str, Any]) -> None:
         path.write_bytes(b"")
     elif "bomb" in recipe:
         path.write_bytes(png_declaring(*recipe["bomb"]))
+    elif "nifti" in recipe:
+        data = _nifti_bytes(recipe)
+        path.write_bytes(data[: recipe["truncate"]] if "truncate" in recipe else data)
     elif "image" in recipe or "mask" in recipe:
         data = _picture(path, recipe.get("image") or recipe["mask"], "mask" in recipe, recipe.get("fg", 255))
         path.write_bytes(data[: recipe["truncate"]] if "truncate" in recipe else data)
@@ -325,11 +348,26 @@ def test_cli(case, work, shared, untouched, tmp_path, capsys, monkeypatch, reque
     assert snapshot(tmp_path) == before
 
 
+NNUNET_JSON = {"channel_names": {"0": "MR"}, "labels": {"background": 0, "lesion": 1}, "numTraining": 5}
+
+
 def build_dataset(root: Path, case: dict[str, Any]) -> None:
-    base = case.get("base", "seg" if case["task"] == "folder-seg" else "restore")
+    default = {"folder-seg": "seg", "nnunet-raw": "nnunet"}.get(case["task"], "restore")
+    base = case.get("base", default)
     root.mkdir(parents=True)
     stems = "abcd"
-    if base == "seg":
+    if base in ("nnunet", "nnunet2d"):  # five cases, one channel, two classes
+        volume = base == "nnunet"
+        ending = ".nii.gz" if volume else ".png"
+        for k in range(5):
+            if volume:
+                make(root / "imagesTr" / f"c{k}_0000{ending}", {"nifti": [12, 16, 16]})
+                make(root / "labelsTr" / f"c{k}{ending}", {"nifti": [12, 16, 16], "fg": 1})
+            else:
+                make(root / "imagesTr" / f"c{k}_0000{ending}", {"mask": [24, 20], "fg": 200})
+                make(root / "labelsTr" / f"c{k}{ending}", {"mask": [24, 20], "fg": 1})
+        (root / "dataset.json").write_text(json.dumps({**NNUNET_JSON, "file_ending": ending}))
+    elif base == "seg":
         for s in stems:
             make(root / "images" / f"{s}.png", {"image": [24, 20]})
             make(root / "masks" / f"{s}.png", {"mask": [24, 20]})
@@ -345,17 +383,23 @@ def build_dataset(root: Path, case: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case", CASES["datasets"], ids=_ids("datasets"))
-def test_datasets(case, untouched, tmp_path, capsys):
+def test_datasets(case, untouched, tmp_path, capsys, monkeypatch):
     root = tmp_path / "data"
     build_dataset(root, case)
+    monkeypatch.setenv("SKIPSEARCH_CACHE", str(tmp_path / "cache"))  # nnunet-raw's decoded cases: never written
+    spec = ["--preset", "tiny-naf"]
+    if case["task"] == "nnunet-raw" and case.get("base", "nnunet") == "nnunet" and not case.get("spec_2d"):
+        spec = ["--spec", tmp_path / "tiny3d.json"]
+        (tmp_path / "tiny3d.json").write_text(small_spec("conv", "plain", 2, spatial_dims=3).to_json())
     before = snapshot(tmp_path)
     if case.get("via", "train") == "train":
-        argv = ["train", "--preset", "tiny-naf", "--task", case["task"], "--data", root, "--steps", "1", "--size", "32"]
+        argv = ["train", *spec, "--task", case["task"], "--data", root, "--steps", "1", "--size", "32"]
         result = call([*argv, "--batch", "2", "--out", tmp_path / "o"], capsys)
     else:
         options = dict(case.get("options") or {})
-        if "split" in options:
-            options["split"] = str(root / options["split"])
+        for key in ("split", "cache"):
+            if key in options:
+                options[key] = str(root / options[key])
         task = json.dumps({"name": case["task"], "data": str(root), **options})
         study = write_study(tmp_path / "study", task=task, n_trials=1)
         before = snapshot(tmp_path)

@@ -46,12 +46,25 @@ def test_study_corpus_one_line_exit_2(path, capsys):
     assert not (path.parent / path.stem).exists()  # nothing created
 
 
-def test_shipped_spaces_and_studies_load():
+def test_shipped_spaces_and_studies_load(tmp_path, monkeypatch):
+    import shutil
+
+    from skipsearch.tasks.raw_demo import write
+
     for p in (ROOT / "search_spaces").glob("*.yaml"):
         SearchSpace.load(p)
     for p in (ROOT / "studies").glob("*.yaml"):
+        if p.name == "nnunet-raw.yaml":
+            continue  # below: it reads the README's demo dataset
         cfg = load_study(p)
         assert cfg.n_trials >= 1 and cfg.objectives
+    write(tmp_path / "demo" / "Dataset001_Shapes", 5, (12, 16, 16))
+    (tmp_path / "studies").mkdir()
+    shutil.copy(ROOT / "studies" / "nnunet-raw.yaml", tmp_path / "studies")
+    shutil.copytree(ROOT / "search_spaces", tmp_path / "search_spaces")
+    monkeypatch.setenv("SKIPSEARCH_CACHE", str(tmp_path / "cache"))
+    cfg = load_study(tmp_path / "studies" / "nnunet-raw.yaml")
+    assert cfg.make_task().spatial_dims == 3 and len(cfg.budget.size) == 3
 
 
 def test_conditional_parameters_only_when_active():

@@ -13,7 +13,7 @@ from skipsearch.tasks.shapes import render
 
 
 def test_registry():
-    assert list_tasks() == ["folder-restore", "folder-seg", "photos-denoise", "shapes", "shapes3d"]
+    assert list_tasks() == ["folder-restore", "folder-seg", "nnunet-raw", "photos-denoise", "shapes", "shapes3d"]
     with pytest.raises(UserError, match="unknown task 'shape'; allowed: .*did you mean 'shapes'"):
         make_task("shape")
     with pytest.raises(UserError, match="unknown option 'sigmaa'"):

@@ -166,7 +166,7 @@ class StudyFileReader:
         if name not in list_tasks():
             tasks = list_tasks()
             raise self.fail("task", f"{name!r} is not a task{did_you_mean(name, tasks)}; allowed: {', '.join(tasks)}")
-        for key in ("data", "split"):
+        for key in ("data", "split", "cache"):
             if key in options:
                 options[key] = str(self.rel(f"task.{key}", options[key]))
         try:

@@ -100,6 +100,8 @@ def _run(runner, cfg: StudyConfig, backend: str, address: str | None, report, ta
     if runner.recovered:
         report(f"resumed: {runner.recovered} trial(s) left running by an interrupted run were marked failed (interrupted)")
     report(f"study {cfg.name!r}: {shown_url(cfg.storage)} | {runner.status()}")  # no password on the terminal
+    for line in runner.task.notes(cfg.budget.size):
+        report(f"note: {line}")
     try:
         _dispatch(runner, backend, address, report, table)
         runner.drain()  # duplicates of trials another driver is training take their results

@@ -1,4 +1,5 @@
-"""Tasks: a registry of data + loss + metrics (`shapes`, `shapes3d`, `photos-denoise`, `folder-seg`, `folder-restore`)."""
+"""Tasks: a registry of data + loss + metrics (`shapes`, `shapes3d`, `photos-denoise`, `folder-seg`,
+`folder-restore`, `nnunet-raw`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from ..errors import SpecError, UserError
 from .base import TASKS, Task
-from . import folders, photos, shapes, shapes3d  # noqa: F401 - registration side effect
+from . import folders, nnunet_raw, photos, shapes, shapes3d  # noqa: F401 - registration side effect
 
 
 def make_task(name: str, **options: Any) -> Task:

@@ -22,12 +22,25 @@ from . import losses, metrics
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+class Cases:
+    """Whole validation cases of their own shapes (volumes of a medical dataset): scored
+    one at a time by sliding-window inference at the training size, not stacked.
+    Subclasses give len() and case i as (image (C, *shape) float32, label (*shape) int64)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> Batch:
+        raise NotImplementedError
+
+
 class Task:
     name: ClassVar[str]
     kind: ClassVar[str]  # "seg" or "restore"
     spatial_dims: ClassVar[int] = 2  # 2: images; 3: volumes
     in_channels: int = 3
     num_classes: int = 2  # segmentation classes, background included
+    class_names: tuple[str, ...] | None = None  # by class id: a multi-class task scores Dice per class as dice_NAME
 
     @property
     def out_channels(self) -> int:
@@ -66,8 +79,13 @@ class Task:
 
         return stream()
 
-    def val_set(self, size: tuple[int, int]) -> Batch:
+    def val_set(self, size: tuple[int, int]) -> Batch | Cases:
         raise NotImplementedError
+
+    def notes(self, size: tuple[int, ...]) -> list[str]:
+        """What a user should know once before training at `size` (e.g. cases padded to
+        the patch size); printed once by `train` and `run`."""
+        return []
 
     def data_footprint(self, size: tuple[int, int]) -> tuple[int, str] | None:
         """Bytes the decoded data takes in memory at `size`, and what it is (e.g. "1000
@@ -95,7 +113,10 @@ class Task:
         pred = self.predict(out.float())
         if self.kind == "restore":
             return {"psnr": metrics.psnr(pred, target), "ssim": metrics.ssim(pred, target)}
-        return metrics.segmentation_metrics(pred, target, self.num_classes)
+        scores = metrics.segmentation_metrics(pred, target, self.num_classes)
+        if self.class_names and self.num_classes > 2:
+            scores.update(metrics.class_dice(pred, target, self.class_names))
+        return scores
 
     # -- specs ----------------------------------------------------------------------------
     def adapt(self, spec: ArchSpec) -> ArchSpec:

@@ -63,8 +63,8 @@ def _files(folder: Path, what: str) -> dict[str, Path]:
     return files
 
 
-def _read_image(path: Path, mode: str | None) -> Any:
-    """Decode an image (mode None: only its size). Corrupt files and decompression bombs
+def _read_image(path: Path, mode: Any) -> Any:
+    """Decode an image (mode None: only its size; a callable: it picks the pixels). Corrupt files and decompression bombs
     (a few KiB declaring a huge canvas) are UserErrors naming the file."""
     import warnings
 
@@ -74,7 +74,7 @@ def _read_image(path: Path, mode: str | None) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                return im.size if mode is None else np.asarray(im.convert(mode))
+                return im.size if mode is None else np.asarray(mode(im) if callable(mode) else im.convert(mode))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         limit = Image.MAX_IMAGE_PIXELS or 0
         raise UserError(f"{path}: image too large to decode safely ({err}); allowed: at most {limit:,} pixels") from None

@@ -2,7 +2,8 @@
 
 Segmentation (labels are class indices, predictions already arg-maxed or thresholded):
 ``dice`` / ``iou`` average the foreground classes (class 1 for binary tasks), ``mdice`` /
-``miou`` average every class, background included. A class absent from both the
+``miou`` average every class, background included; a multi-class task with class names
+also gives ``dice_NAME`` per foreground class. A class absent from both the
 prediction and the label of an image scores 1 for that image.
 Restoration (values in [0, 1]): ``psnr`` in dB with data range 1; ``ssim`` with an 11x11
 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, averaged over channels.
@@ -37,6 +38,22 @@ def segmentation_metrics(pred: torch.Tensor, label: torch.Tensor, num_classes: i
         "mdice": scores["dice"].mean(1),
         "miou": scores["iou"].mean(1),
     }
+
+
+def class_keys(names: tuple[str, ...]) -> list[str]:
+    """dice_NAME for each foreground class: the name lower-cased, other than letters and
+    digits made '_', its id appended where two names would give one key."""
+    keys: list[str] = []
+    for i, name in enumerate(names[1:], start=1):
+        key = "dice_" + ("".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_") or str(i))
+        keys.append(f"{key}_{i}" if key in keys else key)
+    return keys
+
+
+def class_dice(pred: torch.Tensor, label: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Per-image Dice of each foreground class, by class name: {dice_NAME: (N,)}."""
+    dice = overlap_scores(pred, label, len(names))["dice"]
+    return {key: dice[:, i] for i, key in enumerate(class_keys(names), start=1)}
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
