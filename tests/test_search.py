@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -215,7 +216,9 @@ def test_study_is_plain_optuna(tmp_path):
 def test_ctrl_c_stops_cleanly(tmp_path):
     path = write_study(tmp_path, n_trials=6, budget="{steps: 400, batch: 2, size: [32, 32]}")
     cmd = [sys.executable, "-m", "skipsearch.cli", "run", str(path), "--backend", "local"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a shell that starts the tests in the background ignores it
+    restore = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=restore)
     deadline = time.time() + 120
     while time.time() < deadline and "study 't'" not in proc.stderr.readline():
         pass

@@ -188,6 +188,14 @@ class Runner:
 
     def _ask(self) -> Prepared | None:
         trial = ask(self.study)
+        try:
+            return self._prepare(trial)
+        except KeyboardInterrupt:  # stopped while the trial was being prepared: recorded, not left RUNNING
+            with contextlib.suppress(Exception):
+                self._tell_fail(trial, INTERRUPTED)
+            raise
+
+    def _prepare(self, trial) -> Prepared | None:
         trial.set_user_attr("driver", self.driver)
         self.heart.add(trial_id(trial))
         if not self._within_budget(trial):
