@@ -263,3 +263,16 @@ def test_a_cache_folder_that_cannot_be_written_is_one_line(volumes, tmp_path):
     with pytest.raises(UserError, match=r"cannot write the decoded cases here .*allowed: task option cache=DIR"):
         task.check((8, 8, 8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_volume_with_a_singleton_fourth_axis_is_a_volume(tmp_path):
+    import nibabel
+
+    root = write(tmp_path / "d", 5, (12, 16, 16))
+    path = root / "imagesTr" / "case_001_0000.nii.gz"
+    img = nibabel.load(str(path))
+    data = np.asarray(img.dataobj)
+    nibabel.save(nibabel.Nifti1Image(data[..., None], img.affine), str(path))
+    task = make_task("nnunet-raw", data=str(root))
+    assert task.layout.cases[1].shape == (12, 16, 16)
+    assert np.array_equal(task.cached().array(1, "image")[0], data.transpose(2, 1, 0))

@@ -202,6 +202,8 @@ def header_shape(path: Path) -> tuple[int, ...]:
     """The spatial shape of a file from its header: (D, H, W) for a volume, (H, W) for an image."""
     if path.name.endswith(VOLUME_ENDINGS):
         shape = _nifti(path).shape
+        if len(shape) == 4 and shape[3] == 1:  # a volume written with a singleton time axis
+            shape = shape[:3]
         if len(shape) != 3:
             raise UserError(f"{path}: a {len(shape)}-D NIfTI image; allowed: 3-D volumes (one file per channel)")
         return tuple(int(s) for s in reversed(shape))  # x, y, z -> z, y, x
@@ -228,6 +230,8 @@ def read_volume(path: Path, label: bool) -> np.ndarray:
             data = np.asarray(img.dataobj)
         except Exception as err:  # a truncated or corrupt gzip stream surfaces only here
             raise UserError(f"{path}: unreadable or corrupt NIfTI file ({type(err).__name__}: {err})") from None
+        if data.ndim == 4:  # (x, y, z, 1): checked in header_shape
+            data = data[..., 0]
         return np.ascontiguousarray(data.transpose(2, 1, 0))
     from .folders import _read_image
 
