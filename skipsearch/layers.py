@@ -14,13 +14,17 @@ def nd(name: str, dims: int) -> type[nn.Module]:
     return getattr(nn, f"{name}{dims}d")
 
 
-class PixelShuffle3d(nn.Module):
-    """(N, C r^3, D, H, W) -> (N, C, D r, H r, W r): nn.PixelShuffle's channel order, one
-    axis more (channel c r^3 + a r^2 + b r + e goes to offset (a, b, e) of its r^3 cell)."""
+class _Factor(nn.Module):
+    """A parameter-free module of one integer factor r (3-D pixel shuffle and its inverse)."""
 
     def __init__(self, r: int) -> None:
         super().__init__()
         self.r = r
+
+
+class PixelShuffle3d(_Factor):
+    """(N, C r^3, D, H, W) -> (N, C, D r, H r, W r): nn.PixelShuffle's channel order, one
+    axis more (channel c r^3 + a r^2 + b r + e goes to offset (a, b, e) of its r^3 cell)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, d, h, w = x.shape
@@ -29,12 +33,8 @@ class PixelShuffle3d(nn.Module):
         return x.reshape(n, c // r**3, d * r, h * r, w * r)
 
 
-class PixelUnshuffle3d(nn.Module):
+class PixelUnshuffle3d(_Factor):
     """The exact inverse of PixelShuffle3d: (N, C, D r, H r, W r) -> (N, C r^3, D, H, W)."""
-
-    def __init__(self, r: int) -> None:
-        super().__init__()
-        self.r = r
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, d, h, w = x.shape

@@ -171,7 +171,7 @@ class NnunetRaw(Task):
         lines = []
         if self._built:
             disk = raw_cache.amount(raw_cache.disk_bytes(self.layout))
-            lines.append(f"decoded {len(self.layout.cases)} cases into {raw_cache.cache_dir(self.layout, self.cache_folder)} "
+            lines.append(f"decoded {len(self.layout.cases)} cases into {self.cached().folder} "
                          f"({disk}; made once per dataset version)")  # fmt: skip
         small = [c for c in self.layout.cases if any(s < p for s, p in zip(c.shape, size, strict=False))]
         if small:

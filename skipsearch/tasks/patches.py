@@ -64,7 +64,7 @@ def stream(cases, indices: Sequence[int], patch: tuple[int, ...], batch: int, se
             image, label, locs = cases.array(i, "image"), cases.array(i, "label"), cases.array(i, "locs")
             centre = None
             if j >= first and len(locs):
-                cls = rng.choice(np.unique(locs[:, 0]))
+                cls = rng.choice(cases.cases[i]["classes"])  # the classes it has, sorted (meta.json)
                 rows = locs[locs[:, 0] == cls]
                 centre = rows[rng.integers(len(rows)), 1:]
             lower = corner(label.shape, patch, rng, centre)
