@@ -12,7 +12,7 @@ import torch
 from skipsearch import UserError
 from skipsearch.cli import main
 from skipsearch.tasks import make_task, patches, raw_cache, sliding
-from skipsearch.tasks.metrics import class_dice, class_keys
+from skipsearch.tasks.metrics import class_keys, segmentation_metrics
 from skipsearch.tasks.nnunet_raw import nnunet_folds
 from skipsearch.tasks.raw_demo import write
 from skipsearch.testing import small_spec
@@ -194,7 +194,7 @@ def test_dice_per_class_by_name():
     assert class_keys(("background", "Left Kidney", "left-kidney", "?")) == ["dice_left_kidney", "dice_left_kidney_2", "dice_3"]
     pred = torch.tensor([[[0, 1, 1, 2]]])
     label = torch.tensor([[[0, 1, 2, 2]]])
-    scores = class_dice(pred, label, ("bg", "a", "b"))
+    scores = segmentation_metrics(pred, label, 3, ("bg", "a", "b"))
     assert scores["dice_a"].item() == pytest.approx(2 / 3) and scores["dice_b"].item() == pytest.approx(2 / 3)
 
 

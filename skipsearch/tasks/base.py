@@ -113,10 +113,7 @@ class Task:
         pred = self.predict(out.float())
         if self.kind == "restore":
             return {"psnr": metrics.psnr(pred, target), "ssim": metrics.ssim(pred, target)}
-        scores = metrics.segmentation_metrics(pred, target, self.num_classes)
-        if self.class_names and self.num_classes > 2:
-            scores.update(metrics.class_dice(pred, target, self.class_names))
-        return scores
+        return metrics.segmentation_metrics(pred, target, self.num_classes, self.class_names)
 
     # -- specs ----------------------------------------------------------------------------
     def adapt(self, spec: ArchSpec) -> ArchSpec:

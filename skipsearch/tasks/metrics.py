@@ -29,15 +29,21 @@ def overlap_scores(pred: torch.Tensor, label: torch.Tensor, num_classes: int) ->
     return {"dice": dice, "iou": iou}
 
 
-def segmentation_metrics(pred: torch.Tensor, label: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
-    """Per-image dice, iou (foreground classes) and mdice, miou (all classes): shape (N,)."""
+def segmentation_metrics(
+    pred: torch.Tensor, label: torch.Tensor, num_classes: int, names: tuple[str, ...] | None = None
+) -> dict[str, torch.Tensor]:
+    """Per-image dice, iou (foreground classes) and mdice, miou (all classes): shape (N,);
+    with class `names` and more than two classes, dice_NAME per foreground class too."""
     scores = overlap_scores(pred, label, num_classes)
-    return {
+    out = {
         "dice": scores["dice"][:, 1:].mean(1),
         "iou": scores["iou"][:, 1:].mean(1),
         "mdice": scores["dice"].mean(1),
         "miou": scores["iou"].mean(1),
     }
+    if names and num_classes > 2:
+        out.update(_by_name(scores["dice"], names))
+    return out
 
 
 def class_keys(names: tuple[str, ...]) -> list[str]:
@@ -50,9 +56,7 @@ def class_keys(names: tuple[str, ...]) -> list[str]:
     return keys
 
 
-def class_dice(pred: torch.Tensor, label: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """Per-image Dice of each foreground class, by class name: {dice_NAME: (N,)}."""
-    dice = overlap_scores(pred, label, len(names))["dice"]
+def _by_name(dice: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
     return {key: dice[:, i] for i, key in enumerate(class_keys(names), start=1)}
 
 
