@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import UserError
 from .pareto import default_reference, hypervolume, hypervolume_history, non_dominated
-from .search.repeats import assemble
+from .search.repeats import assemble, own_values
 from .search.storage import (
     POINTER,
     DatabaseUnreachable,
@@ -143,8 +143,9 @@ def load_results(directory: str | Path, name: str | None = None) -> StudyResults
         row: dict[str, Any] = {"number": t.number, "state": t.state}
         values = t.values
         source = str(attrs.get("duplicate_of", t.number))  # a duplicate shares its original's seeds
-        if values is not None and source in repeats:
-            row.update(_seed_figures(values, repeats[source]["values"], objectives, confidence.get(source)))
+        if values is not None and source in repeats:  # a raced trial's Optuna values are its means: its own run's first
+            first = own_values(values, attrs, objectives)
+            row.update(_seed_figures(first, repeats[source]["values"], objectives, confidence.get(source)))
             values = row.pop("_means")
         for i, name_ in enumerate(objectives):
             row[name_] = values[i] if values is not None else attrs.get(name_)

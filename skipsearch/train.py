@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -78,6 +79,7 @@ _BUDGET_CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("channels_last", lambda v: isinstance(v, bool), "true, false"),
     ("val_batch", _int(1, MAX_BATCH), f"an integer >= 1 and <= {MAX_BATCH:,}"),
     ("checkpoint", lambda v: isinstance(v, bool), "true, false"),
+    ("deterministic", lambda v: isinstance(v, bool), "true, false"),
 ]
 
 
@@ -103,6 +105,7 @@ class Budget:
     channels_last: bool = True  # (CUDA only)
     val_batch: int = 32
     checkpoint: bool = False  # recompute each encoder and decoder level in backward (less memory, same result)
+    deterministic: bool = False  # CUDA: deterministic kernels only (repeatable sums, slower); the CPU is already
 
     def __post_init__(self) -> None:
         for name, ok, allowed in _BUDGET_CHECKS:
@@ -292,11 +295,23 @@ def evaluate(
     return result
 
 
+def deterministic_kernels() -> None:
+    """Ask torch for kernels that sum in the same order on every run (CUDA: cuDNN without
+    benchmarking, cuBLAS with a fixed workspace); an operation without such a kernel then
+    raises, naming itself."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
 class _Run:
     """One training run: the model, its optimiser and schedule, the data, the curve."""
 
     def __init__(self, spec: ArchSpec, task: Task, budget: Budget, device: torch.device) -> None:
         self.task, self.budget, self.device = task, budget, device
+        if budget.deterministic:
+            deterministic_kernels()
         torch.manual_seed(budget.seed)
         self.batches = task.train_batches(budget.size, budget.batch, budget.seed)
         self.val = task.val_set(budget.size)

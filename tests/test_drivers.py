@@ -25,7 +25,7 @@ def _trained(trials) -> list[str]:
 
 def test_two_drivers_on_one_study_run_to_the_end(tmp_path):
     # 8 trials over a space of 8 architectures: the drivers sample the same ones and overlap
-    path = write_study(tmp_path, n_trials=8, budget="{steps: 40, batch: 2, size: [32, 32]}")
+    path = write_study(tmp_path, n_trials=8, budget="{steps: 40, batch: 2, size: [32, 32]}", schedule="async")
     first = subprocess.Popen(_cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while "study 't'" not in first.stderr.readline():  # the study exists: start the second on it
         assert first.poll() is None, first.stderr.read()
@@ -95,7 +95,7 @@ def test_two_drivers_share_the_repeat_runs_without_overlap(tmp_path):
     from skipsearch.cli import main
     from skipsearch.search.repeats import Repeats, assemble
 
-    path = write_study(tmp_path, n_trials=3)
+    path = write_study(tmp_path, n_trials=3, schedule="async")
     assert main(["run", str(path), "--backend", "local"]) == 0
     cfg = load_study(path)
     cfg.repeats = Repeats(seeds=3, top=1)  # the front's best member: two more seeds
@@ -110,3 +110,33 @@ def test_two_drivers_share_the_repeat_runs_without_overlap(tmp_path):
     (entry,) = record.values()
     assert len(entry["values"]) == 2 and len(set(entry["seeds"])) == 2  # each seed once
     a.close(), b.close()
+
+
+def test_a_second_driver_on_a_sync_study_is_refused_with_one_line(tmp_path):
+    """schedule: sync runs one driver at a time: a second is refused before it asks a trial,
+    and the first finishes the study alone, as it would have without the second."""
+    path = write_study(tmp_path, n_trials=4, budget="{steps: 40, batch: 2, size: [32, 32]}")
+    first = subprocess.Popen(_cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while "study 't'" not in first.stderr.readline():
+        assert first.poll() is None, first.stderr.read()
+    second = subprocess.run(_cmd(path), capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2
+    (line,) = second.stderr.strip().splitlines()
+    assert "is being run by another driver" in line and "schedule: async" in line
+    assert first.wait(timeout=300) == 0
+    trials = trials_of(path)
+    assert len(trials) == 4 and {t.user_attrs["driver"] for t in trials} == {trials[0].user_attrs["driver"]}
+    assert [t.user_attrs["slot"] for t in trials] == [0, 1, 2, 3]
+
+
+def test_drivers_started_together_on_a_sync_study_leave_one_running(tmp_path):
+    path = write_study(tmp_path, n_trials=4)
+    assert subprocess.run([*_cmd(path), "--trials", "1"], capture_output=True).returncode == 0  # the study exists
+    procs = [subprocess.Popen(_cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[1] for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes in ([0, 0], [0, 2]), outs  # both 0 only if one started after the other had finished
+    assert not any("Traceback" in o for o in outs), outs
+    trials = trials_of(path)
+    assert sorted(t.user_attrs["slot"] for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.is_finished() for t in trials)

@@ -97,12 +97,13 @@ def test_study_with_fidelity_stops_trials_at_rungs(tmp_path):
 
 
 def test_repeats_average_the_front_over_seeds(tmp_path):
+    """schedule: async keeps the fixed top-K repeats: the front's K best, S seeds each."""
     from test_search import write_study
 
     from skipsearch.cli import main
     from skipsearch.results import load_results
 
-    path = write_study(tmp_path, n_trials=3, repeats="{seeds: 3, top: 2}")
+    path = write_study(tmp_path, n_trials=3, repeats="{seeds: 3, top: 2}", schedule="async")
     assert main(["run", str(path), "--backend", "local"]) == 0
     r = load_results(tmp_path / "t")
     repeated = r.frame[r.frame["n_seeds"].notna()]

@@ -196,3 +196,21 @@ def test_gpus_auto_on_a_cluster_without_gpus_is_one_line_before_the_study_is_tou
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "resources.gpus: auto, but the Ray cluster has no GPU" in lines[0], proc.stderr
     assert str(path) in lines[0] and not (tmp_path / "t").exists()
+
+
+def test_sync_runs_on_ray_and_locally_give_the_same_study(tmp_path):
+    """schedule: sync: two Ray runs at concurrency 2 and a local run of a small study with
+    fidelity and seed racing: the same trials, rung decisions, racing rounds and front."""
+    from schedule_helpers import canonical, stored
+    from test_schedule import _local_study
+
+    paths = [_local_study(tmp_path / name) for name in ("ray1", "ray2", "local")]
+    for path, extra in zip(paths, ([], [], ["--backend", "local"]), strict=True):
+        proc = run(["run", str(path), *extra])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    first, *others = [canonical(stored(p)) for p in paths]
+    assert all(o == first for o in others)
+    states = [row[0] for row in first["trials"].values()]
+    assert "PRUNED" in states and first["racing"].get("racing:round:0")
+    ray_ids = [t.user_attrs.get("ray_trial_id") for t in stored(paths[0]).trials]
+    assert any(ray_ids)  # it did run on Ray

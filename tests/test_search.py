@@ -239,4 +239,5 @@ def test_sampler_options_reach_the_sampler(tmp_path):
         ("tpe", "n_startup_trials: 3", "_n_startup_trials"),
     ):
         cfg = load_study(write_study(tmp_path / kind, sampler=f"{{type: {kind}, {option}}}"))
-        assert getattr(make_sampler(cfg), attr) == int(option.split(": ")[1])
+        sampler = make_sampler(cfg)
+        assert getattr(sampler.inner, attr) == int(option.split(": ")[1])  # schedule: sync wraps it (sampling.py)

@@ -62,6 +62,7 @@ class StudyConfig:
     fidelity: Fidelity | None = None
     repeats: Repeats | None = None
     table: Path | None = None  # a tabular benchmark file, for the tabular backend
+    schedule: str = "sync"  # sync: repeatable (schedule.py); async: decisions as trials arrive
 
     def make_task(self) -> Task:
         checked = _CHECKED.get(_task_key(self.task_name, self.task_options))
@@ -132,8 +133,10 @@ def load_study(path: str | Path) -> StudyConfig:
         description=r.description(),
         fidelity=r.fidelity(budget),
         repeats=r.repeats(),
+        schedule=r.schedule(),
         table=r.rel("table", data["table"]) if data.get("table") is not None else None,
     )
+    _check_schedule(cfg)
     _probe(cfg, task)
     _check_data(cfg, task)
     _check_gpus(cfg, task)
@@ -175,6 +178,17 @@ def _probe(cfg: StudyConfig, task: Task) -> None:
         cfg.space.probe(task)
     except SpecError as err:
         raise UserError(f"{cfg.path}: space: {cfg.space.source}: no point of the space is a valid architecture: {err}") from None
+
+
+def _check_schedule(cfg: StudyConfig) -> None:
+    """schedule: sync holds a trial at a rung until the trials beside it get there, so the
+    cluster must run `concurrency` trials at once; with gpus: auto how many fit depends on
+    the architectures drawn, so fidelity with that packing needs schedule: async."""
+    if cfg.schedule == "sync" and cfg.fidelity is not None and cfg.gpus == "auto":
+        raise UserError(
+            f"{cfg.path}: schedule: sync with fidelity holds trials at rungs for the trials beside them, and with "
+            "gpus: auto how many run at once depends on their memory; allowed: schedule: async, or resources.gpus: a number"
+        )
 
 
 def _check_gpus(cfg: StudyConfig, task: Task) -> None:

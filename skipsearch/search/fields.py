@@ -27,6 +27,9 @@ from .storage import sqlite_path
 DEFAULT_SAMPLER = "tpe"
 SAMPLER_OPTIONS = {"nsga2": ("population",), "tpe": ("n_startup_trials",), "gp": ("n_startup_trials",), "random": ()}
 SAMPLERS = tuple(SAMPLER_OPTIONS)
+# sync: asks, rung decisions and seed racing follow trial order (schedule.py); async: each
+# rung decides as trials arrive (more throughput on a large cluster, not repeatable)
+SCHEDULES = ("sync", "async")
 FIELDS = (
     "name",
     "description",
@@ -46,6 +49,7 @@ FIELDS = (
     "out",
     "fidelity",
     "repeats",
+    "schedule",
     "table",
 )
 # unit suffixes, case exact: bytes decimal and binary; counts K/M/G (thousand, million, billion)
@@ -414,15 +418,33 @@ class StudyFileReader:
         raw = self.data.get("repeats")
         if raw is None:
             return None
+        allowed = "{max_seeds: S, confidence: C, runs: N} (or {seeds: S, top: K})"
         if not isinstance(raw, dict):
-            raise self.fail("repeats", f"{raw!r}; allowed: {{seeds: S, top: K}}")
-        self._known_keys("repeats", raw, ("seeds", "top"))
-        seeds, top = raw.get("seeds", 3), raw.get("top", 8)
+            raise self.fail("repeats", f"{raw!r}; allowed: {allowed}")
+        self._known_keys("repeats", raw, ("max_seeds", "confidence", "runs", "seeds", "top"))
+        if "seeds" in raw and "max_seeds" in raw:
+            raise self.fail("repeats.seeds", "given with max_seeds, which it is another name for; allowed: one of them")
+        key = "max_seeds" if "max_seeds" in raw else "seeds"
+        seeds, top, runs = raw.get(key, 3), raw.get("top"), raw.get("runs")
+        level = raw.get("confidence", 0.9)
         if not is_int(seeds) or seeds < 1:
-            raise self.fail("repeats.seeds", f"{seeds!r}; allowed: an integer >= 1 (evaluations per front member)")
-        if not is_int(top) or top < 1:
+            raise self.fail(f"repeats.{key}", f"{seeds!r}; allowed: an integer >= 1 (evaluations per architecture)")
+        if top is not None and (not is_int(top) or top < 1):
             raise self.fail("repeats.top", f"{top!r}; allowed: an integer >= 1 (front members repeated)")
-        return Repeats(seeds, top)
+        if runs is not None and (not is_int(runs) or runs < 0):
+            raise self.fail("repeats.runs", f"{runs!r}; allowed: an integer >= 0 (extra training runs in all)")
+        if isinstance(level, bool) or not isinstance(level, int | float) or not 0.5 < level < 1:
+            raise self.fail("repeats.confidence", f"{level!r}; allowed: a number between 0.5 and 1 (e.g. 0.9)")
+        if "seeds" in raw and top is None and ("confidence" not in raw and runs is None):
+            top = 8  # {seeds: S} alone kept its meaning: the front's 8 most accurate members
+        return Repeats(seeds, top, float(level), runs)
+
+    def schedule(self) -> str:
+        value = self.data.get("schedule", "sync")
+        if value not in SCHEDULES:
+            hint = did_you_mean(str(value), SCHEDULES)
+            raise self.fail("schedule", f"{value!r}{hint}; allowed: {', '.join(SCHEDULES)}")
+        return value
 
     def _known_keys(self, field: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> None:
         for key in raw:

@@ -22,23 +22,33 @@ from .storage import is_server_url, make_storage, study_attrs, write_pointer
 
 
 def make_sampler(cfg: StudyConfig):
+    """The study's sampler; with schedule: sync wrapped so that a slot's proposal depends on
+    the slot alone (sampling.py)."""
+    if cfg.schedule == "sync":
+        from .sampling import SlotSampler
+
+        return SlotSampler(lambda seed: _sampler(cfg, seed), cfg.seed)
+    return _sampler(cfg, cfg.seed)
+
+
+def _sampler(cfg: StudyConfig, seed: int):
     import optuna
 
     kind, opts = cfg.sampler["type"], {k: v for k, v in cfg.sampler.items() if k != "type"}
     if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=cfg.seed, population_size=int(opts.get("population", 8)))
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=int(opts.get("population", 8)))
     startup = {"n_startup_trials": int(opts["n_startup_trials"])} if "n_startup_trials" in opts else {}
     if kind == "tpe":
         # `group` (a joint model per set of conditional dimensions) is marked experimental:
         # Optuna's notice of it would be the first line of every run with the default sampler
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True, **startup)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, **startup)
     if kind == "gp":
         # conditional dimensions (CMRF's n, MSIAM's target) are sampled independently by
         # design: Optuna's warning about it, once per trial, would bury the progress lines
-        return optuna.samplers.GPSampler(seed=cfg.seed, warn_independent_sampling=False, **startup)
-    return optuna.samplers.RandomSampler(seed=cfg.seed)
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False, **startup)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def _stored_identity(cfg: StudyConfig):

@@ -15,10 +15,12 @@ import logging
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from .study import Prepared, Runner
 from .worker import run_trial, trial_config
 
@@ -31,9 +33,13 @@ LOG = "ray-messages.log"  # Ray's own error output of a run, kept out of the ter
 def _trainable(config: dict[str, Any]) -> None:
     from ray import tune
 
+    verdicts = config.get("verdicts")
+
     def on_rung(step: int, metrics: dict[str, Any]) -> bool:
         tune.report({RUNG: {"step": step, "metrics": metrics}})
-        return True  # the driver's scheduler stops the trial when it should not go on
+        if verdicts is None:
+            return True  # async: the driver's scheduler stops the trial when it should not go on
+        return _await_verdict(verdicts, config["number"], step)  # sync: wait here for the rung's decision
 
     started = time.time()
     result = run_trial(config, on_rung=on_rung)
@@ -44,6 +50,49 @@ def _trainable(config: dict[str, Any]) -> None:
     tune.report({RESULT: result})
 
 
+VERDICT_POLL_S = 0.2  # how often a trial waiting at a rung asks for its verdict
+
+
+def _await_verdict(name: str, number: int, step: int) -> bool:
+    import ray
+
+    board = ray.get_actor(name)
+    while (go := ray.get(board.get.remote(number, step))) is None:
+        time.sleep(VERDICT_POLL_S)
+    return go
+
+
+class _Verdicts:
+    """A small Ray actor: the driver posts rung verdicts, waiting trials read them."""
+
+    def __init__(self) -> None:
+        self.board: dict[tuple[int, int], bool] = {}
+
+    def set(self, number: int, step: int, go: bool) -> None:
+        self.board[(number, step)] = go
+
+    def get(self, number: int, step: int) -> bool | None:
+        return self.board.get((number, step))
+
+
+def _check_capacity(cfg) -> None:
+    """schedule: sync holds a trial at a rung while the trials beside it run: the cluster
+    must run `concurrency` trials at once, or the wait would never end."""
+    import ray
+
+    if cfg.gpus == "auto":
+        return
+    have = ray.cluster_resources()
+    for key, per in (("CPU", cfg.cpus), ("GPU", cfg.gpus)):
+        if per and have.get(key, 0) + 1e-9 < per * cfg.concurrency:
+            fits = int(have.get(key, 0) // per)
+            raise UserError(
+                f"{cfg.path}: concurrency: {cfg.concurrency} trials of {per:g} {key} each need {per * cfg.concurrency:g} {key}s, "
+                f"the Ray cluster has {have.get(key, 0):g}; allowed: concurrency <= {fits} "
+                "(schedule: sync runs that many trials side by side), or schedule: async"
+            )
+
+
 def run_ray(runner: Runner, report: Callable[[str], None], address: str | None = None) -> None:
     started = connect(address)
     import ray
@@ -52,6 +101,23 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
     from ray.tune.search import Searcher
 
     cfg = runner.cfg
+    sync = cfg.schedule == "sync"
+    board = board_name = None
+    if sync:
+        try:
+            _check_capacity(cfg)
+        except BaseException:
+            if started:
+                ray.shutdown()
+            raise
+        board_name = f"skipsearch-verdicts-{uuid.uuid4().hex[:12]}"
+        board = ray.remote(num_cpus=0)(_Verdicts).options(name=board_name).remote()
+
+    def post() -> None:
+        """Verdicts that became known go to the trials waiting for them."""
+        if sync:
+            for p, step, go in runner.decided():
+                board.set.remote(p.number, step, go)
 
     class StudySearcher(Searcher):
         def __init__(self) -> None:
@@ -63,13 +129,16 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
 
         def suggest(self, trial_id: str) -> dict | None:
             p = runner.next_trial(running=len(self.live))
+            post()
             if p is None:
                 # while trials run, "nothing now" is not the end: the front's repeat runs
-                # are queued once the study's last trial has finished (Tune asks again)
-                return None if self.live else Searcher.FINISHED
+                # are queued once the study's last trial has finished, and a sync study
+                # holds a trial back until the ones before it finish (Tune asks again)
+                finished = runner.done() if sync else not self.live
+                return Searcher.FINISHED if finished and not self.live else None
             self.live[trial_id] = p
             report(runner.status(len(self.live)))
-            return trial_config(p, runner)
+            return {**trial_config(p, runner), "verdicts": board_name}
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             p = self.live.pop(trial_id, None)
@@ -84,6 +153,7 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
                 runner.fail(p, str(outcome["failure"]), trial_id)
             else:
                 runner.complete(p, outcome, trial_id)
+            post()
             report(runner.status(len(self.live)))
 
     causes: dict[str, str] = {}  # Tune trial id -> why its worker failed (read before the searcher hears)
@@ -96,6 +166,10 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
             rung = nested(result, RUNG)
             p = searcher.live.get(trial.trial_id)
             if rung is None or p is None:
+                return TrialScheduler.CONTINUE
+            if sync:  # the trial waits for its verdict on the worker (_await_verdict)
+                runner.record_rung(p, int(rung["step"]), rung["metrics"])
+                post()
                 return TrialScheduler.CONTINUE
             go = runner.rung(p, int(rung["step"]), rung["metrics"])
             return TrialScheduler.CONTINUE if go else TrialScheduler.STOP
@@ -128,6 +202,9 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
         for p in searcher.live.values():  # stopped by Ctrl-C or an error: not complete
             runner.interrupt(p)
         searcher.live.clear()
+        if board is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(board)
         if started:
             ray.shutdown()
 

@@ -29,11 +29,34 @@ from ..pareto import non_dominated
 
 @dataclass(frozen=True)
 class Repeats:
-    seeds: int  # evaluations per front member, the first run included
-    top: int  # at most this many front members are repeated
+    """Extra seeds for the front. ``{max_seeds: S, confidence: C, runs: N}`` races seeds
+    (racing.py, schedule: sync); ``{seeds: S, top: K}`` is the same with N = K x (S - 1),
+    and with schedule: async it trains the front's K most accurate members S times each."""
+
+    seeds: int  # evaluations per architecture at most, the first run included
+    top: int | None = None  # {seeds, top}: at most this many front members (schedule: async)
+    confidence: float = 0.9  # decided once the share of draws on (off) the front is >= C (<= 1 - C)
+    runs: int | None = None  # extra runs in all (None: as many as racing asks for)
+
+    @property
+    def run_budget(self) -> int:
+        if self.runs is not None:
+            return self.runs
+        return self.top * (self.seeds - 1) if self.top is not None else 10**9
 
     def to_dict(self) -> dict:
-        return {"seeds": self.seeds, "top": self.top}
+        if self.top is not None and self.runs is None and self.confidence == 0.9:
+            return {"seeds": self.seeds, "top": self.top}
+        return {"max_seeds": self.seeds, "confidence": self.confidence, **({"runs": self.runs} if self.runs is not None else {})}
+
+
+def own_values(values: list[float] | None, attrs: dict, objectives: list[str]) -> list[float] | None:
+    """A trial's values from its own (first-seed) run: its stored figures, since a raced
+    trial's Optuna values become the mean over its seeds once racing ends (a duplicate
+    carries its original's figures)."""
+    if values is not None and all(isinstance(attrs.get(n), int | float) for n in objectives):
+        return [float(attrs[n]) for n in objectives]
+    return values
 
 
 def seed_of(base: int, index: int) -> int:

@@ -51,8 +51,6 @@ def run_study(
     report: Callable[[str], None] = _stderr,
 ) -> RunOutcome:
     """Run (or resume) a study until it has its trials; `trials` overrides n_trials."""
-    from .study import Runner
-
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
     if trials is not None:
         if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
@@ -62,12 +60,23 @@ def run_study(
         raise UserError(f"{backend!r}; allowed: {', '.join(BACKENDS)}", field="backend")
     table = _table(cfg) if backend == "tabular" else None  # checked before the study is touched
     with _packing(cfg, backend, address) as gpus:
-        runner = Runner(cfg, gpus)
+        runner = make_runner(cfg, gpus)
         runner.say = report
         try:
             return _run(runner, cfg, backend, address, report, table)
         finally:
             runner.close()
+
+
+def make_runner(cfg: StudyConfig, gpus: Any = None):
+    """The study's runner: deterministic (schedule: sync) or as trials arrive (async)."""
+    if cfg.schedule == "sync":
+        from .sync import SyncRunner
+
+        return SyncRunner(cfg, gpus)
+    from .study import Runner
+
+    return Runner(cfg, gpus)
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ import numpy as np
 from ..objectives import OBJECTIVES
 from .config import StudyConfig
 from .fidelity import goes_on
-from .repeats import assemble, claim_key, front_confidence, run_key, seed_of
+from .repeats import assemble, claim_key, front_confidence, own_values, run_key, seed_of
 
 REFRESH_S = 2.0  # how stale the rung evidence of other trials may be (other drivers)
 
@@ -87,10 +87,15 @@ def repeat_record(study) -> dict[str, Any]:
 
 
 def mean_values(record: dict[str, Any], number: int, values: list[float]) -> tuple[list[float], list[list[float]]]:
-    """A trial's values as the mean over its seeds (its own run first), and the per-seed
-    rows; `record` is repeat_record(study)."""
+    """A trial's values as the mean over its seeds (its own run first: `values`, see
+    trial_values), and the per-seed rows; `record` is repeat_record(study)."""
     rows = [list(values)] + [list(v) for v in record.get(str(number), {}).get("values", [])]
     return [float(x) for x in np.mean(rows, axis=0)], rows
+
+
+def own(t, cfg: StudyConfig) -> list[float]:
+    """A trial's values from its own run (a raced trial's Optuna values are its means)."""
+    return own_values(t.values, t.user_attrs, [o.name for o in cfg.objectives])
 
 
 def pending_repeats(study, cfg: StudyConfig, live: Callable[[str], bool] = lambda driver: False) -> list[tuple[int, int]]:
@@ -107,10 +112,10 @@ def pending_repeats(study, cfg: StudyConfig, live: Callable[[str], bool] = lambd
     attrs = study.user_attrs
     record = assemble(attrs)
     directions = [o.direction for o in cfg.objectives]
-    means = np.array([mean_values(record, t.number, t.values)[0] for t in done])
+    means = np.array([mean_values(record, t.number, own(t, cfg))[0] for t in done])
     front = [t for t, on in zip(done, non_dominated(means, directions), strict=True) if on]
     sign = -1 if directions[0] == "maximize" else 1
-    front.sort(key=lambda t: sign * mean_values(record, t.number, t.values)[0][0])
+    front.sort(key=lambda t: sign * mean_values(record, t.number, own(t, cfg))[0][0])
     out = []
     for t in front[: cfg.repeats.top]:
         for i in range(1, cfg.repeats.seeds):
@@ -151,7 +156,7 @@ def update_confidence(study, cfg: StudyConfig, resamples: int = 1000) -> dict[st
     record = repeat_record(study)
     if not done or not record:
         return {}
-    runs = [np.array(mean_values(record, t.number, t.values)[1]) for t in done]
+    runs = [np.array(mean_values(record, t.number, own(t, cfg))[1]) for t in done]
     conf = front_confidence(runs, [o.direction for o in cfg.objectives], resamples=resamples, seed=cfg.seed)
     out = {str(t.number): float(c) for t, c in zip(done, conf, strict=True) if str(t.number) in record}
     study.set_user_attr("front_confidence", out)
@@ -180,7 +185,7 @@ def front_members(study, cfg: StudyConfig) -> list[FrontMember]:
         return []
     attrs = study.user_attrs
     record, confidence = assemble(attrs), attrs.get("front_confidence") or {}
-    members = [FrontMember(t, *mean_values(record, t.number, t.values), confidence.get(str(t.number))) for t in trained]
+    members = [FrontMember(t, *mean_values(record, t.number, own(t, cfg)), confidence.get(str(t.number))) for t in trained]
     directions = [o.direction for o in cfg.objectives]
     on = non_dominated(np.array([m.values for m in members]), directions)
     sign = -1 if directions[0] == "maximize" else 1

@@ -199,6 +199,71 @@ def driver_alive(study, driver: str) -> bool:
     return isinstance(beat, int | float) and time.time() - beat < GRACE_S
 
 
+OWNER = "schedule:driver"  # study attribute: the driver running a schedule: sync study
+CLAIM_SETTLE_S = 0.5  # two drivers that claim at once both see the last claim after this
+
+
+def claim_study(study, driver: str) -> None:
+    """Make `driver` the one driver of a deterministic study, or raise UserError naming
+    the driver that runs it. Both of two drivers starting together write their claim; after
+    `settle_s` both read the last one, and only its writer goes on."""
+    holder = study.user_attrs.get(OWNER)
+    if holder not in (None, driver) and driver_alive(study, holder):
+        raise UserError(_owned(study, holder))
+    study.set_user_attr(OWNER, driver)
+    time.sleep(CLAIM_SETTLE_S)
+    holder = study.user_attrs.get(OWNER)
+    if holder != driver:
+        raise UserError(_owned(study, holder))
+
+
+def release_study(study, driver: str) -> None:
+    """The driver is done with the study: another may run it at once."""
+    with contextlib.suppress(Exception):
+        if study.user_attrs.get(OWNER) == driver:
+            study.set_user_attr(OWNER, None)
+
+
+def _owned(study, holder: str) -> str:
+    host, _, rest = holder.partition(":")
+    return (
+        f"study {study.study_name!r} is being run by another driver (host {host}, process {rest.split(':')[0]}); "
+        "a study with schedule: sync runs one driver at a time, so that its decisions follow trial order; "
+        "allowed: wait for it to finish (or stop it and run this again to resume), or schedule: async for several drivers"
+    )
+
+
+def confirm_values(study, values: dict[int, list[float]]) -> None:
+    """Replace the stored objective values of finished trials (number -> values): a raced
+    trial's mean over its seeds, so that Optuna's own readers (best_trials, optuna-dashboard)
+    see the front skipsearch reports. Optuna has no public call for it (a finished trial is
+    final to its API), so the rows are written here, and this process's cache with them."""
+    if not values:
+        return
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    storage = study._storage
+    backend = _backend(study)
+    if hasattr(backend, "scoped_session"):
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(backend.scoped_session) as session:
+            for number, vals in values.items():
+                tid = by_number[number]._trial_id
+                for row in session.query(models.TrialValueModel).filter(models.TrialValueModel.trial_id == tid).all():
+                    row.value, row.value_type = models.TrialValueModel.value_to_stored_repr(float(vals[row.objective]))
+    else:  # in memory: the stored FrozenTrial is the record
+        for number, vals in values.items():
+            backend._get_trial(by_number[number]._trial_id).values = [float(v) for v in vals]
+    from optuna.storages import _CachedStorage
+
+    cached = storage._studies.get(study._study_id) if isinstance(storage, _CachedStorage) else None
+    for number, vals in values.items():
+        t = cached.trials.get(number) if cached is not None else None
+        if t is not None:
+            t.values = [float(v) for v in vals]
+
+
 # -- reading without writing ---------------------------------------------------------------
 OPTUNA_TABLES = {"studies", "trials", "version_info", "study_user_attributes"}
 

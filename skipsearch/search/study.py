@@ -93,6 +93,7 @@ class Runner:
         self.worker_objectives = sorted(cfg.asked("worker"))
         self._repeats: list[tuple[int, int]] = []  # queued repeat runs
         self._repeating: set[tuple[int, int]] = set()  # repeat runs in flight
+        self._decided: dict[int, bool] = {}  # trial number -> its last rung's decision (pool.py)
 
     # -- bookkeeping ---------------------------------------------------------------
     def recover(self) -> int:
@@ -128,11 +129,20 @@ class Runner:
             if t.user_attrs.get("duplicate_of") is None
         }
 
+    def _finished_original(self, arch_id: str):
+        """The finished trial whose result a new trial of `arch_id` takes (None: train it)."""
+        return self._completed_by_arch().get(arch_id)
+
     def _pending_presets(self) -> list[str]:
         """Presets not yet evaluated: one interrupted by a dead driver is tried again."""
         trials = self.study.get_trials(deepcopy=False)
         started = {t.user_attrs.get("preset") for t in trials if t.user_attrs.get("failure") not in UNCOUNTED}
         return [p for p in self.cfg.seed_presets if p not in started]
+
+    def _preset_for(self, trial) -> str | None:
+        """The seed preset `trial` evaluates (None: a sampled point)."""
+        pending = self._pending_presets()
+        return pending[0] if pending else None
 
     def trial_dir(self, number: int, arch_id: str) -> Path:
         return self.cfg.out / "trials" / f"{number:05d}-{arch_id}"
@@ -201,11 +211,11 @@ class Runner:
         if not self._within_budget(trial):
             self._tell_fail(trial, SURPLUS)
             return self._STOP
-        pending = self._pending_presets()
+        name = self._preset_for(trial)
         try:
-            if pending:
-                trial.set_user_attr("preset", pending[0])
-                spec = self.task.adapt(preset(pending[0]))
+            if name is not None:
+                trial.set_user_attr("preset", name)
+                spec = self.task.adapt(preset(name))
             else:
                 spec = self.cfg.space.to_spec(self.cfg.space.suggest(trial), self.task)
         except SpecError as err:
@@ -224,7 +234,7 @@ class Runner:
             trial.set_user_attr("infeasible", reason)
             self._tell(trial, state=self.states.PRUNED)
             return None
-        earlier = self._completed_by_arch().get(spec.arch_id)
+        earlier = self._finished_original(spec.arch_id)
         if earlier is not None:
             self._copy(trial, earlier)
             return None
@@ -327,6 +337,24 @@ class Runner:
         if not go:
             p.stopped_at = step
         return go
+
+    # the pool's interface (pool.py): with schedule: async a rung decides at once
+    def record_rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> None:
+        self._decided[p.number] = self.rung(p, step, metrics)
+
+    def verdict(self, p: Prepared, step: int) -> bool | None:
+        return self._decided.pop(p.number, True)
+
+    def slot_of(self, p: Prepared) -> int:
+        return p.number
+
+    def table_seed_key(self, p: Prepared) -> int:
+        return p.number
+
+    def done(self) -> bool:
+        if self.remaining() > 0 or self._waiting or self._repeating or self._repeats:
+            return False
+        return not pending_repeats(self.study, self.cfg, functools.partial(driver_alive, self.study))
 
     def _rungs_of(self, p: Prepared) -> dict[str, Any]:
         return dict(p.trial.user_attrs.get("rungs") or {})

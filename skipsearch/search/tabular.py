@@ -97,12 +97,23 @@ class Table:
     def answer(self, arch_id: str, seed: int, budget_steps: int, rungs: list[int], on_rung: Callable) -> dict[str, Any]:
         """What evaluate() would return, read from the table (stopping at a rung when
         on_rung says so)."""
+        job = self.job(arch_id, seed, budget_steps, rungs)
+        try:
+            step, metrics = next(job)
+            while True:
+                step, metrics = job.send(bool(on_rung(step, metrics)))
+        except StopIteration as end:
+            return end.value
+
+    def job(self, arch_id: str, seed: int, budget_steps: int, rungs: list[int]):
+        """answer() as a generator (pool.py): yields (step, metrics) at each rung, is sent
+        whether to go on, returns the result."""
         run = self.entries[arch_id]["runs"][str(seed)]
         per_step = run["train_time_s"] / budget_steps
         stopped = None
         for step in rungs:
             metrics = {**self.metrics_at(arch_id, seed, step), "train_time_s": per_step * step, "steps": step}
-            if not on_rung(step, metrics):
+            if not (yield step, metrics):
                 stopped = step
                 break
         step = stopped or budget_steps
@@ -121,26 +132,48 @@ class Table:
             "table_seed": seed,
         }
 
+    def seconds_per_step(self, arch_id: str, seed: int, budget_steps: int) -> float:
+        return self.entries[arch_id]["runs"][str(seed)]["train_time_s"] / budget_steps
+
 
 def _norm(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def run_tabular(runner, report: Callable[[str], None], table: Table) -> None:
-    """The study's trials answered from `table` (one at a time; each takes milliseconds)."""
+def run_tabular(runner, report: Callable[[str], None], table: Table, timing: int | None = None):
+    """The study's trials answered from `table`. With schedule: sync (or any schedule when
+    `timing` is given), `concurrency` workers are simulated (pool.py): each trial takes the
+    seconds per step the table recorded for it, scaled by a factor drawn from `timing`
+    (None: as recorded), and the pool's Idle (the idle cost of the schedule) is returned.
+    With schedule: async and no `timing`, one trial at a time."""
     import functools
 
     steps, every = runner.cfg.budget.steps, max(1, runner.cfg.n_trials // 20)
-    while (p := runner.next_trial()) is not None:
-        own = seed_for(runner.cfg.seed, p.number, table.seeds)
+
+    def seed_and_rungs(p) -> tuple[int, list[int]]:
+        own = seed_for(runner.cfg.seed, runner.table_seed_key(p), table.seeds)
         if p.repeat is None:
-            seed, rungs = own, runner.rung_steps
-        else:  # a repeat takes the table's other seeds in turn
-            others = [s for s in table.seeds if s != own] or table.seeds
-            seed, rungs = others[(p.repeat[1] - 1) % len(others)], []
+            return own, runner.rung_steps
+        others = [s for s in table.seeds if s != own] or table.seeds  # a repeat takes the other seeds in turn
+        return others[(p.repeat[1] - 1) % len(others)], []
+
+    if runner.cfg.schedule == "sync" or timing is not None:
+        from .pool import Pool
+
+        def start(p):
+            seed, rungs = seed_and_rungs(p)
+            per_step = table.seconds_per_step(p.spec.arch_id, seed, steps)
+            if timing is not None:
+                per_step *= random.Random(f"timing-{timing}-{p.number}-{p.repeat}").lognormvariate(0.0, 0.5)
+            return table.job(p.spec.arch_id, seed, steps, rungs), per_step
+
+        return Pool(runner, runner.cfg.concurrency, start).run()
+    while (p := runner.next_trial()) is not None:
+        seed, rungs = seed_and_rungs(p)
         runner.complete(p, table.answer(p.spec.arch_id, seed, steps, rungs, functools.partial(runner.rung, p)))
         if p.number % every == 0:
             report(runner.status())
+    return None
 
 
 def seed_for(study_seed: int, number: int, seeds: list[int]) -> int:

@@ -1,0 +1,284 @@
+"""The runner of a deterministic study (``schedule: sync``, the default).
+
+What it adds to the shared Runner: trials fill slots in order (schedule.SlotBook), each
+asked from a fixed view of the study (sampling.SlotSampler); rung verdicts follow slot
+order; once every slot is finished, seeds are raced in stored rounds (racing.py) and the
+raced trials' Optuna values become their means (storage.confirm_values). Nothing here
+waits: `next_trial` returns None while the schedule holds the next trial back, `verdict`
+None while a rung is undecided, and the backends wait (local.py, tabular.py,
+ray_backend.py). One driver runs such a study at a time (storage.claim_study).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from ..objectives import OBJECTIVES
+from ..spec import ArchSpec
+from .config import StudyConfig
+from .racing import Entry, confidence, plan_round
+from .repeats import assemble, own_values, run_key
+from .rungs import _plain, _trained, record_repeat, vector
+from .sampling import slot_seed, view_trials
+from .schedule import SlotBook
+from .storage import ask, claim_study, confirm_values, release_study, trial_id
+from .study import INTERRUPTED, UNCOUNTED, Prepared, Runner
+
+MAX_ATTEMPTS = 10  # a slot asked this often, each time an architecture the study has, keeps the last
+ROUND_PREFIX = "racing:round:"  # study attribute racing:round:<R> -> [[trial number, seed index], ...]
+RACED = "racing:done"  # study attribute: racing has ended ({"rounds": R, "runs": N})
+
+
+class SyncRunner(Runner):
+    def __init__(self, cfg: StudyConfig, gpus: Any = None) -> None:
+        super().__init__(cfg, gpus)
+        try:
+            if cfg.storage != "memory://":  # a study in this process's memory has no other driver
+                claim_study(self.study, self.driver)
+        except BaseException:
+            super().close()
+            raise
+        directions = [o.direction for o in cfg.objectives]
+        eta = cfg.fidelity.eta if cfg.fidelity else None
+        self.slots = SlotBook(cfg.n_trials, cfg.concurrency, eta, directions)
+        self.at_rung: dict[int, tuple[Prepared, int]] = {}  # trial number -> (trial, rung step) awaiting a verdict
+        self._raced = False  # racing has ended (read from the study when it might have)
+        self._attempts: dict[int, int] = {}  # slot -> points asked for it so far
+        self._load_slots()
+
+    def close(self) -> None:
+        release_study(self.study, self.driver)
+        super().close()
+
+    # -- the study as stored -----------------------------------------------------------
+    def _load_slots(self) -> None:
+        """Slots from the stored trials (a resumed study): interrupted trials leave theirs
+        open, a duplicate that gave its slot back holds none, and a trial stored without a
+        slot (an older study) takes the next in order."""
+        counted = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("failure") not in UNCOUNTED]
+        taken = {t.user_attrs["slot"] for t in counted if isinstance(t.user_attrs.get("slot"), int)}
+        free = (s for s in range(10**9) if s not in taken)
+        for t in counted:
+            slot = t.user_attrs.get("slot")
+            if isinstance(slot, int):
+                self._attempts[slot] = max(self._attempts.get(slot, 0), int(t.user_attrs.get("attempt", 0)) + 1)
+                if not self._holds(slot, t.user_attrs):
+                    continue
+            else:
+                slot = next(free)
+            self.slots.fill(slot, t.number)
+            for step, metrics in (t.user_attrs.get("rungs") or {}).items():
+                self.slots.reach(slot, int(step), vector(self.cfg, t.user_attrs, metrics))
+            if t.state.is_finished():
+                self.slots.finish(slot)
+
+    def _holds(self, slot: int, attrs: dict) -> bool:
+        """Whether a trial keeps its slot: all do but a sampled point that repeats an
+        architecture the study already has (it costs no training, and teaches the sampler
+        nothing), which gives the slot back to be asked again, up to MAX_ATTEMPTS times."""
+        repeated = "duplicate_of" in attrs or "waiting_for" in attrs
+        sampled = slot >= len(self.cfg.seed_presets)
+        return not (repeated and sampled and int(attrs.get("attempt", 0)) < MAX_ATTEMPTS - 1)
+
+    def slot_of(self, p: Prepared) -> int:
+        return self.slots.of_number[p.number]
+
+    # -- asking ------------------------------------------------------------------------
+    def next_trial(self, running: int = 0) -> Prepared | None:
+        """The next trial to train, None when there is none now: the schedule holds the next
+        slot back until the slots C below it finish, a racing round waits for its runs, or
+        the study is done (see done())."""
+        self._settle()
+        while (slot := self.slots.next_slot()) is not None:
+            if not self.slots.can_ask(slot):
+                return None
+            prepared = self._ask_slot(slot)
+            if prepared is not None:
+                return prepared
+        return self._next_race_run()
+
+    def _ask_slot(self, slot: int) -> Prepared | None:
+        by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        below = {s: by_number[state.number] for s, state in self.slots.slots.items() if s < slot}
+        attempt = self._attempts.get(slot, 0)
+        self.study.sampler.prepare(slot, view_trials(below, self.slots.view_limit(slot), slot), attempt)
+        trial = ask(self.study)
+        try:
+            self.slots.fill(slot, trial.number)
+            trial.set_user_attr("slot", slot)
+            trial.set_user_attr("attempt", attempt)
+            prepared = self._prepare(trial)
+        except KeyboardInterrupt:  # stopped while the trial was being prepared: recorded, not left RUNNING
+            with contextlib.suppress(Exception):
+                self._tell_fail(trial, INTERRUPTED)
+            raise
+        self._attempts[slot] = attempt + 1
+        if prepared is None and not self._holds(slot, self.study._storage.get_trial(trial_id(trial)).user_attrs):
+            self.slots.vacate(slot)  # a repeated architecture: the slot is asked again
+        return prepared
+
+    def _finished_original(self, arch_id: str):
+        """The first trial of `arch_id` in slot order, once it has finished however it ended
+        (trained, stopped at a rung, failed): the same answer whether it finished before this
+        trial was asked or while it waited (then _settle copies it)."""
+        firsts = [
+            t
+            for t in self.study.get_trials(deepcopy=False)
+            if t.user_attrs.get("arch_id") == arch_id
+            and t.user_attrs.get("failure") not in UNCOUNTED
+            and t.user_attrs.get("duplicate_of") is None
+            and "waiting_for" not in t.user_attrs
+            and t.number in self.slots.of_number
+        ]
+        if not firsts:
+            return None
+        first = min(firsts, key=lambda t: self.slots.of_number[t.number])
+        return first if first.state.is_finished() else None
+
+    def _within_budget(self, trial) -> bool:
+        return True  # one driver, one trial per slot
+
+    def _preset_for(self, trial) -> str | None:
+        slot = self.slots.of_number[trial.number]
+        return self.cfg.seed_presets[slot] if slot < len(self.cfg.seed_presets) else None
+
+    def finished(self) -> list:
+        """The finished trials that hold a slot (those n_trials counts)."""
+        holders = {state.number for state in self.slots.slots.values() if state.finished}
+        return [t for t in self.study.get_trials(deepcopy=False) if t.number in holders]
+
+    def remaining(self, running: int = 0) -> int:
+        return sum(not self.slots._finished(s) for s in range(self.cfg.n_trials))
+
+    def done(self) -> bool:
+        """Every slot finished, racing ended, nothing in flight."""
+        if not self.slots.all_finished() or self._waiting or self._repeating or self._repeats:
+            return False
+        if self._racing() and not self._raced:
+            self._raced = bool(self.study.user_attrs.get(RACED))
+        return not self._racing() or self._raced
+
+    # -- telling -----------------------------------------------------------------------
+    def _tell(self, trial, values=None, state=None) -> None:
+        super()._tell(trial, values, state)
+        slot = self.slots.of_number.get(trial.number)
+        if slot is not None:
+            self.slots.finish(slot)
+        self.at_rung.pop(trial.number, None)
+
+    def table_seed_key(self, p: Prepared) -> int:
+        """What the tabular backend draws a trial's table seed from: its slot."""
+        return self.slot_of(p)
+
+    # -- rungs -------------------------------------------------------------------------
+    def record_rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> None:
+        """A trial's figures at a rung: stored with it, and its place in the schedule."""
+        rungs = {**(p.trial.user_attrs.get("rungs") or {}), str(step): _plain(metrics)}
+        p.trial.set_user_attr("rungs", rungs)
+        curve = [[int(s), m[self.primary]] for s, m in sorted(rungs.items(), key=lambda kv: int(kv[0])) if self.primary in m]
+        p.trial.set_user_attr("curve", curve)
+        self.slots.reach(self.slot_of(p), step, vector(self.cfg, p.costs, metrics))
+        self.at_rung[p.number] = (p, step)
+
+    def verdict(self, p: Prepared, step: int) -> bool | None:
+        """Whether `p` goes on from rung `step`; None while the rung is undecided."""
+        go = self.slots.verdict(self.slot_of(p), step)
+        if go is not None:
+            self.at_rung.pop(p.number, None)
+            if not go:
+                p.stopped_at = step
+        return go
+
+    def decided(self) -> list[tuple[Prepared, int, bool]]:
+        """Verdicts that have become known for trials waiting at a rung."""
+        out = []
+        for p, step in list(self.at_rung.values()):
+            go = self.verdict(p, step)
+            if go is not None:
+                out.append((p, step, go))
+        return out
+
+    def rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> bool:
+        """Record and decide at once (a backend that cannot wait; only right when nothing
+        can be undecided, e.g. with every lower slot finished)."""
+        self.record_rung(p, step, metrics)
+        go = self.verdict(p, step)
+        if go is None:
+            raise RuntimeError(f"trial {p.number}: rung {step} is undecided and this backend cannot wait")
+        return go
+
+    # -- racing ------------------------------------------------------------------------
+    def _racing(self) -> bool:
+        return self.cfg.repeats is not None and self.cfg.repeats.seeds >= 2
+
+    def _next_race_run(self) -> Prepared | None:
+        if not self._racing() or not self.slots.all_finished() or self._waiting:
+            return None
+        if not self._repeats and not self._repeating:
+            self._repeats = self._race_round()
+        if not self._repeats:
+            return None
+        number, index = self._repeats.pop(0)
+        trial = self.study._storage.get_trial(
+            self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
+        )
+        self._repeating.add((number, index))
+        costs = {k: v for k, v in trial.user_attrs.items() if k in OBJECTIVES}
+        return Prepared(trial, ArchSpec.from_json(trial.user_attrs["spec"]), costs, repeat=(number, index))
+
+    def _race_round(self) -> list[tuple[int, int]]:
+        """The runs of the current round not yet recorded; a new round (stored before it
+        runs) once the last is complete; [] when racing has ended."""
+        attrs = self.study.user_attrs
+        if attrs.get(RACED):
+            return []
+        rounds = sorted(int(k[len(ROUND_PREFIX) :]) for k in attrs if k.startswith(ROUND_PREFIX))
+        if rounds:
+            missing = [tuple(r) for r in attrs[f"{ROUND_PREFIX}{rounds[-1]}"] if run_key(*r) not in attrs]
+            if missing:
+                return missing
+        spent = sum(len(attrs[f"{ROUND_PREFIX}{r}"]) for r in rounds)
+        entries, noisy = self._entries(attrs)
+        directions = [o.direction for o in self.cfg.objectives]
+        rep = self.cfg.repeats
+        number = rounds[-1] + 1 if rounds else 0
+        plan = plan_round(
+            entries, directions, noisy, rep.seeds, rep.confidence, rep.run_budget - spent, slot_seed(self.cfg.seed, number)
+        )
+        if not plan:
+            self._end_racing(entries, noisy, len(rounds), spent)
+            return []
+        self.study.set_user_attr(f"{ROUND_PREFIX}{number}", [list(r) for r in plan])
+        return plan
+
+    def _entries(self, attrs: dict) -> tuple[list[Entry], list[bool]]:
+        names = [o.name for o in self.cfg.objectives]
+        record = assemble(attrs)
+        entries = []
+        for t in self.study.get_trials(deepcopy=False):
+            if t.state.name != "COMPLETE" or not _trained(t) or t.number not in self.slots.of_number:
+                continue
+            rows = [own_values(t.values, t.user_attrs, names), *record.get(str(t.number), {}).get("values", [])]
+            entries.append(Entry(t.number, self.slots.of_number[t.number], rows))
+        noisy = [not (OBJECTIVES.get(n).before_training if n in OBJECTIVES else False) for n in names]
+        return entries, noisy
+
+    def _end_racing(self, entries: list[Entry], noisy: list[bool], rounds: int, runs: int) -> None:
+        directions = [o.direction for o in self.cfg.objectives]
+        conf = confidence(entries, directions, noisy, slot_seed(self.cfg.seed, -1))
+        self.study.set_user_attr("front_confidence", {str(e.number): float(c) for e, c in zip(entries, conf, strict=True)})
+        means = {e.number: [float(v) for v in e.mean] for e in entries if e.n > 1}
+        for t in self.study.get_trials(deepcopy=False):  # a duplicate shows its original's mean too
+            original = t.user_attrs.get("duplicate_of")
+            if t.state.name == "COMPLETE" and original in means:
+                means[t.number] = means[original]
+        confirm_values(self.study, means)
+        self.study.set_user_attr(RACED, {"rounds": rounds, "runs": runs})
+        self._raced = True
+
+    def _complete_repeat(self, p: Prepared, result: dict[str, Any]) -> None:
+        number, index = p.repeat
+        self._repeating.discard(p.repeat)
+        figures = {**p.costs, **result}
+        record_repeat(self.study, self.cfg, number, index, [float(figures[o.name]) for o in self.cfg.objectives])
