@@ -120,14 +120,19 @@ def test_local_run_records_everything(tmp_path, capsys):
     assert "Pareto front of 't'" in capsys.readouterr().out
 
 
-def test_duplicates_are_not_trained_again(tmp_path):
+@pytest.mark.parametrize("schedule", ["async", "sync"])
+def test_duplicates_are_not_trained_again(tmp_path, schedule):
+    from skipsearch.search.sync import MAX_ATTEMPTS
+
     # a one-point space: every trial after the first is the same architecture
     space = tmp_path / "one.yaml"
     space.write_text("params:\n  depth: 2\n  width: 8\n  block.type: naf\n")
-    path = write_study(tmp_path, space=space, n_trials=3)
+    path = write_study(tmp_path, space=space, n_trials=3, schedule=schedule)
     assert main(["run", str(path), "--backend", "local"]) == 0
     trials = trials_of(path)
-    assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0, 0]
+    # sync: a repeated architecture gives its slot back, asked again up to MAX_ATTEMPTS times
+    again = 1 if schedule == "async" else MAX_ATTEMPTS
+    assert [t.user_attrs.get("duplicate_of") for t in trials] == [None] + [0] * (2 * again)
     assert trials[1].values == trials[0].values and "train_time_s" in trials[0].user_attrs
     assert len(list((tmp_path / "t" / "trials").iterdir())) == 1  # trained once
 
@@ -157,7 +162,7 @@ def test_invalid_specs_and_failures_are_recorded_and_the_study_goes_on(tmp_path,
     reasons = [t.user_attrs.get("failure", "") for t in trials if t.state.name == "FAIL"]
     assert any(r.startswith("invalid spec: field 'block.n'") for r in reasons)  # width 12 with n=4
     assert "TrainingError: loss became nan at step 1" in reasons
-    assert len([t for t in trials if t.state.is_finished()]) == 5
+    assert all(t.state.is_finished() for t in trials) and {t.user_attrs["slot"] for t in trials} == set(range(5))
 
 
 def test_rerun_continues_up_to_n_trials(tmp_path):
