@@ -66,7 +66,7 @@ def costs(spec) -> dict:
     from skipsearch.objectives import OBJECTIVES
 
     p = profile(spec, REFERENCE)
-    return {n: o.compute(p) for n, o in OBJECTIVES.items() if o.when == "spec"}
+    return {n: o.compute(p) for n, o in OBJECTIVES.items() if o.when == "spec" and not o.at_budget}
 
 
 def build(out: Path, seeds: list[int], workers: int) -> None:
