@@ -237,7 +237,10 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if args.write:
-        write_section("search-quality", f"## Search quality\n\n`python bench/search_quality.py --write`\n\n{body}\n")
+        cmd = "python bench/search_quality.py" + (
+            "" if args.samplers == list(SAMPLERS) else f" --samplers {' '.join(args.samplers)}"
+        )
+        write_section("search-quality", f"## Search quality\n\n`{cmd} --write`\n\n{body}\n")
     if args.json:
         args.json.write_text(json.dumps({"summary": rows, "runs": runs}))
 
