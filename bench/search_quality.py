@@ -95,8 +95,7 @@ def one_run(args: tuple[dict, int, int]) -> dict:
     reported = [m.trial.user_attrs["arch_id"] for m in outcome.front]
     if runs:  # the racing runs come after the trials: their cost, then the front on the means
         history.append([steps + budget * runs, reported])
-    ended = {t.user_attrs["arch_id"]: t.state.name for t in study.get_trials(deepcopy=False) if "arch_id" in t.user_attrs}
-    return {"conf": label(conf), "rep": rep, "history": history, "reported": reported, "ended": ended}
+    return {"conf": label(conf), "rep": rep, "history": history, "reported": reported}
 
 
 def _front_ids(seen: list, directions) -> list[str]:

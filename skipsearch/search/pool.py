@@ -40,7 +40,6 @@ class Idle:
 class _Running:
     ready: float  # clock time of its next event
     slot: int
-    number: int = field(compare=False)
     prepared: Any = field(compare=False)
     job: Job = field(compare=False)
     per_step: float | None = field(compare=False)
@@ -90,7 +89,7 @@ class Pool:
                 return
             job, per_step = self.start(p)
             slot = self.runner.slot_of(p) if p.repeat is None else 10**9 + p.number
-            r = _Running(self.clock, slot, p.number, p, job, per_step)
+            r = _Running(self.clock, slot, p, job, per_step)
             self.running[id(r)] = r  # first: a Ctrl-C while it trains finds it here
             self._pull(r, None)
 

@@ -61,11 +61,8 @@ class RungBook:
                     evidence.setdefault(int(step), {})[t.number] = v
         self.evidence, self.read_at = evidence, time.monotonic()
 
-    def decide(self, trial, costs: dict[str, Any], step: int, metrics: dict[str, Any], curve: list) -> bool:
-        """Record `trial`'s figures at `step`, then whether it goes on."""
-        rungs = {**(trial.user_attrs.get("rungs") or {}), str(step): _plain(metrics)}
-        trial.set_user_attr("rungs", rungs)
-        trial.set_user_attr("curve", curve)
+    def decide(self, trial, costs: dict[str, Any], step: int, metrics: dict[str, Any]) -> bool:
+        """Whether `trial`, whose figures at `step` are recorded (Runner.store_rung), goes on."""
         self._refresh()
         mine = vector(self.cfg, costs, metrics)
         if mine is None:

@@ -81,16 +81,16 @@ class SlotBook:
 
     def can_ask(self, slot: int) -> bool:
         """Whether slot `slot` may be asked now: slots 0 .. slot - lag are finished."""
-        return all(self._finished(s) for s in range(slot - self.lag + 1))
+        return all(self.is_finished(s) for s in range(slot - self.lag + 1))
 
     def view_limit(self, slot: int) -> int:
         """The sampler of `slot` sees slots below this as finished."""
         return max(0, slot - self.lag + 1)
 
     def all_finished(self) -> bool:
-        return all(self._finished(s) for s in range(self.n_slots))
+        return all(self.is_finished(s) for s in range(self.n_slots))
 
-    def _finished(self, slot: int) -> bool:
+    def is_finished(self, slot: int) -> bool:
         s = self.slots.get(slot)
         return s is not None and s.finished
 

@@ -68,6 +68,12 @@ def trial_id(trial) -> int:
     return trial._trial_id
 
 
+def trial_by_number(study, number: int):
+    """One stored trial (FrozenTrial), read alone."""
+    storage = study._storage
+    return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
+
+
 def beats(study) -> bool:
     return getattr(_backend(study), "heartbeat_interval", None) is not None
 

@@ -31,6 +31,7 @@ from .config import StudyConfig
 from .opening import open_study
 from .rungs import (
     RungBook,
+    _plain,
     claim_repeat,
     front_members,
     pending_repeats,
@@ -330,13 +331,19 @@ class Runner:
         """A trial's figures at a rung: recorded, then whether it goes on (fidelity)."""
         if self.book is None or p.repeat is not None:
             return True
-        primary = self.primary
-        curve = [[s, m[primary]] for s, m in sorted(((int(k), v) for k, v in self._rungs_of(p).items())) if primary in m]
-        curve.append([step, metrics.get(primary)])
-        go = self.book.decide(p.trial, p.costs, step, metrics, curve)
+        self.store_rung(p, step, metrics)
+        go = self.book.decide(p.trial, p.costs, step, metrics)
         if not go:
             p.stopped_at = step
         return go
+
+    def store_rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> None:
+        """A trial's figures at a rung (`rungs`) and its curve so far, stored with it."""
+        primary = self.primary
+        curve = [[s, m[primary]] for s, m in sorted(((int(k), v) for k, v in self._rungs_of(p).items())) if primary in m]
+        curve.append([step, metrics.get(primary)])
+        p.trial.set_user_attr("rungs", {**self._rungs_of(p), str(step): _plain(metrics)})
+        p.trial.set_user_attr("curve", curve)
 
     # the pool's interface (pool.py): with schedule: async a rung decides at once
     def record_rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> None:
@@ -346,9 +353,6 @@ class Runner:
         return self._decided.pop(p.number, True)
 
     def slot_of(self, p: Prepared) -> int:
-        return p.number
-
-    def table_seed_key(self, p: Prepared) -> int:
         return p.number
 
     def done(self) -> bool:

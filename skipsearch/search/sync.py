@@ -19,10 +19,10 @@ from ..spec import ArchSpec
 from .config import StudyConfig
 from .racing import Entry, confidence, plan_round
 from .repeats import assemble, own_values, run_key
-from .rungs import _plain, _trained, record_repeat, vector
+from .rungs import _trained, record_repeat, vector
 from .sampling import slot_seed, view_trials
 from .schedule import SlotBook
-from .storage import ask, claim_study, confirm_values, release_study, trial_id
+from .storage import ask, claim_study, confirm_values, release_study, trial_by_number
 from .study import INTERRUPTED, UNCOUNTED, Prepared, Runner
 
 MAX_ATTEMPTS = 10  # a slot asked this often, each time an architecture the study has, keeps the last
@@ -114,7 +114,7 @@ class SyncRunner(Runner):
                 self._tell_fail(trial, INTERRUPTED)
             raise
         self._attempts[slot] = attempt + 1
-        if prepared is None and not self._holds(slot, self.study._storage.get_trial(trial_id(trial)).user_attrs):
+        if prepared is None and not self._holds(slot, trial.user_attrs):
             self.slots.vacate(slot)  # a repeated architecture: the slot is asked again
         return prepared
 
@@ -149,7 +149,7 @@ class SyncRunner(Runner):
         return [t for t in self.study.get_trials(deepcopy=False) if t.number in holders]
 
     def remaining(self, running: int = 0) -> int:
-        return sum(not self.slots._finished(s) for s in range(self.cfg.n_trials))
+        return sum(not self.slots.is_finished(s) for s in range(self.cfg.n_trials))
 
     def done(self) -> bool:
         """Every slot finished, racing ended, nothing in flight."""
@@ -167,17 +167,10 @@ class SyncRunner(Runner):
             self.slots.finish(slot)
         self.at_rung.pop(trial.number, None)
 
-    def table_seed_key(self, p: Prepared) -> int:
-        """What the tabular backend draws a trial's table seed from: its slot."""
-        return self.slot_of(p)
-
     # -- rungs -------------------------------------------------------------------------
     def record_rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> None:
         """A trial's figures at a rung: stored with it, and its place in the schedule."""
-        rungs = {**(p.trial.user_attrs.get("rungs") or {}), str(step): _plain(metrics)}
-        p.trial.set_user_attr("rungs", rungs)
-        curve = [[int(s), m[self.primary]] for s, m in sorted(rungs.items(), key=lambda kv: int(kv[0])) if self.primary in m]
-        p.trial.set_user_attr("curve", curve)
+        self.store_rung(p, step, metrics)
         self.slots.reach(self.slot_of(p), step, vector(self.cfg, p.costs, metrics))
         self.at_rung[p.number] = (p, step)
 
@@ -199,15 +192,6 @@ class SyncRunner(Runner):
                 out.append((p, step, go))
         return out
 
-    def rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> bool:
-        """Record and decide at once (a backend that cannot wait; only right when nothing
-        can be undecided, e.g. with every lower slot finished)."""
-        self.record_rung(p, step, metrics)
-        go = self.verdict(p, step)
-        if go is None:
-            raise RuntimeError(f"trial {p.number}: rung {step} is undecided and this backend cannot wait")
-        return go
-
     # -- racing ------------------------------------------------------------------------
     def _racing(self) -> bool:
         return self.cfg.repeats is not None and self.cfg.repeats.seeds >= 2
@@ -220,9 +204,7 @@ class SyncRunner(Runner):
         if not self._repeats:
             return None
         number, index = self._repeats.pop(0)
-        trial = self.study._storage.get_trial(
-            self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
-        )
+        trial = trial_by_number(self.study, number)
         self._repeating.add((number, index))
         costs = {k: v for k, v in trial.user_attrs.items() if k in OBJECTIVES}
         return Prepared(trial, ArchSpec.from_json(trial.user_attrs["spec"]), costs, repeat=(number, index))

@@ -151,7 +151,7 @@ def run_tabular(runner, report: Callable[[str], None], table: Table, timing: int
     steps, every = runner.cfg.budget.steps, max(1, runner.cfg.n_trials // 20)
 
     def seed_and_rungs(p) -> tuple[int, list[int]]:
-        own = seed_for(runner.cfg.seed, runner.table_seed_key(p), table.seeds)
+        own = seed_for(runner.cfg.seed, runner.slot_of(p), table.seeds)
         if p.repeat is None:
             return own, runner.rung_steps
         others = [s for s in table.seeds if s != own] or table.seeds  # a repeat takes the other seeds in turn
