@@ -6,6 +6,7 @@ from typing import Any
 
 from .export import TOLERANCE
 from .objectives import OBJECTIVES
+from .search import attrs as A
 from .spec import ArchSpec
 
 
@@ -18,7 +19,7 @@ def _seeds_text(a: dict[str, Any], metric: str) -> str:
     share of bootstrap resamples in which the trial stays on the front."""
     seeds = a.get("seeds")
     if isinstance(seeds, list) and len(seeds) > 1:
-        conf = a.get("front_confidence")
+        conf = a.get(A.FRONT_CONFIDENCE)
         where = f"; on the front in {conf:.0%} of bootstrap resamples of the seeds" if isinstance(conf, float) else ""
         return f"- {metric} is the mean of {len(seeds)} training seeds: {', '.join(f'{v:.4f}' for v in seeds)}{where}"
     return f"- {metric} is from one training run (one seed): short runs vary between seeds; repeat the front to know by how much"
@@ -37,8 +38,7 @@ def _figures(results, trial) -> dict[str, Any]:
 def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: tuple[int, int], limit: float) -> str:
     a: dict[str, Any] = _figures(results, trial)
     cfg = results.config
-    me1 = a.get("m_e1_bytes")
-    timeline = a.get("skip_timeline") or []
+    me1, timeline = A.m_e1_bytes(a), A.skip_timeline(a)
     depth = spec.depth
     stages = [f"after encoder level {i}" for i in range(1, depth + 1)] + ["after the bottleneck"]
     stages += [f"after decoder level {i}" for i in range(depth, 0, -1)]
@@ -75,7 +75,7 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
         "",
         "| part | bytes | M_E1 |",
         "|---|---:|---:|",
-        *[f"| {k} | {v:,} | {v / me1:.4g} |" for k, v in (a.get("skip_levels") or {}).items() if me1],
+        *[f"| {k} | {v:,} | {v / me1:.4g} |" for k, v in A.skip_levels(a).items() if me1],
         "",
         "Skip-memory timeline:",
         "",
@@ -85,8 +85,8 @@ def model_card(results, trial, spec: ArchSpec, checks: dict[str, float], size: t
         "",
         "## How the search found it",
         f"- study `{results.name}`, trial #{trial.number}"
-        + (f" (seed preset `{a['preset']}`)" if a.get("preset") else "")
-        + (f", same architecture as trial #{a['duplicate_of']}" if a.get("duplicate_of") is not None else ""),
+        + (f" (seed preset `{A.preset(a)}`)" if A.preset(a) else "")
+        + (f", same architecture as trial #{A.duplicate_of(a)}" if A.duplicate_of(a) is not None else ""),
         f"- search space `{cfg.get('space')}`; objectives {objectives}",
         f"- constraints: {cfg.get('constraints') or 'none'}",
         f"- on the Pareto front of {len(front)} feasible trials: {'yes' if on_front else 'no'}; values "

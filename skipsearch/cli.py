@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .errors import SpecError, TrainingError, UserError
+from .search import attrs as A
 
 
 def _meta_params(spec) -> int:
@@ -299,7 +300,7 @@ def print_front(outcome) -> None:
             spread = f" ± {statistics.stdev(column):.2g}" if len(column) > 1 and max(column) > min(column) else ""
             figures.append(f"{name} {format_value(name, m.values[i])}{spread}")
         sure = f"{len(m.seeds)} seeds, on the front in {m.confidence:.0%} of resamples" if m.confidence is not None else "1 seed"
-        print(f"  #{m.number:<4} {'  '.join(figures)}  ({sure})  {m.trial.user_attrs.get('summary', '')}")
+        print(f"  #{m.number:<4} {'  '.join(figures)}  ({sure})  {A.summary(m.trial)}")
 
 
 def cmd_results(args: argparse.Namespace) -> int:

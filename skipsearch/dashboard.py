@@ -17,6 +17,7 @@ from typing import Any
 from .errors import UserError
 from .objectives import OBJECTIVES, format_value
 from .results import StudyResults
+from .search import attrs as A
 
 STAGE_NAMES = lambda depth: [f"enc {i}" for i in range(1, depth + 1)] + ["bottleneck"] + [f"dec {i}" for i in range(depth, 0, -1)]  # noqa: E731
 MARKERS = ("circle", "diamond", "square", "triangle-up", "cross", "pentagon", "hexagon", "star-triangle-up")
@@ -71,7 +72,7 @@ def _seeds_line(row, objectives: list[str]) -> str | None:
     if not isinstance(seeds, list) or len(seeds) < 2:
         return None
     std = row.get(f"{objectives[0]}_std")
-    conf = row.get("front_confidence")
+    conf = row.get(A.FRONT_CONFIDENCE)
     text = f"{len(seeds)} seeds: {', '.join(_fmt(objectives[0], v) for v in seeds)} (std {_fmt(objectives[0], std)})"
     return text + (f"; on the front in {float(conf):.0%} of bootstrap resamples" if _finite(conf) else "")
 
@@ -89,12 +90,12 @@ def _hover(row, objectives: list[str]) -> str:
         lines.append(esc(seeds))
     if _finite(row.get("rung")) and row.get("state") == "PRUNED":
         lines.append(f"stopped at rung {int(row['rung'])} ({esc(row.get('steps', '?'))} steps)")
-    if isinstance(row.get("preset"), str):
+    if isinstance(row.get(A.PRESET), str):
         lines.append(f"preset: {esc(row['preset'])}")
     for name in [*objectives, "skip_memory_me1", "params", "macs", "train_time_s"]:
         if name in row and name not in objectives[:0]:
             lines.append(f"{esc(name)}: {esc(_fmt(name, row.get(name)))}")
-    for key in ("infeasible", "failure", "duplicate_of"):
+    for key in (A.INFEASIBLE, A.FAILURE, A.DUPLICATE_OF):
         if isinstance(row.get(key), str | int) and not (isinstance(row.get(key), float)):
             lines.append(f"{key}: {esc(row[key])}")
     return "<br>".join(lines)
@@ -165,7 +166,7 @@ def pareto_figure(r: StudyResults):
                 customdata=[int(n) for n in confirmed["number"]],
             )
         )
-    presets = done[done.get("preset", None).notna()] if "preset" in done else done.iloc[0:0]
+    presets = done[done.get(A.PRESET, None).notna()] if A.PRESET in done else done.iloc[0:0]
     if len(presets):
         fig.add_trace(
             go.Scatter(
@@ -173,7 +174,7 @@ def pareto_figure(r: StudyResults):
                 y=_scale(y_name, presets[y_name]),
                 mode="markers+text",
                 marker={"symbol": "star", "size": 16, "color": "gold", "line": {"width": 1, "color": "black"}},
-                text=[esc(p) for p in presets["preset"]],
+                text=[esc(p) for p in presets[A.PRESET]],
                 textposition="top center",
                 name="seed presets",
                 hovertext=[_hover(row, r.objectives) for _, row in presets.iterrows()],
@@ -181,7 +182,7 @@ def pareto_figure(r: StudyResults):
                 customdata=[int(n) for n in presets["number"]],
             )
         )
-    stopped = f[(f["state"] == "PRUNED") & f["infeasible"].isna()]
+    stopped = f[(f["state"] == "PRUNED") & f[A.INFEASIBLE].isna()]
     if len(stopped) and {x_name, y_name} <= set(stopped) and stopped[y_name].notna().any():
         stopped = stopped[stopped[y_name].notna()]
         fig.add_trace(
@@ -196,7 +197,7 @@ def pareto_figure(r: StudyResults):
                 customdata=[int(n) for n in stopped["number"]],
             )
         )
-    bad = f[f["infeasible"].notna()] if "infeasible" in f else f.iloc[0:0]
+    bad = f[f[A.INFEASIBLE].notna()] if A.INFEASIBLE in f else f.iloc[0:0]
     if len(bad) and x_name in bad:
         floor = min(_scale(y_name, done[y_name])) if len(done) else 0.0
         fig.add_trace(
@@ -302,8 +303,8 @@ def timeline_figure(r: StudyResults):
     fig = go.Figure()
     by_number = {t.number: t for t in r.trials}
     for _, row in r.front.iterrows():
-        attrs = by_number[row["number"]].user_attrs
-        timeline, me1 = attrs.get("skip_timeline"), attrs.get("m_e1_bytes")
+        trial = by_number[row["number"]]
+        timeline, me1 = A.skip_timeline(trial), A.m_e1_bytes(trial)
         if not timeline or not me1:
             continue
         depth = (len(timeline) - 1) // 2
@@ -340,7 +341,7 @@ def skip_summary(r: StudyResults) -> list[dict[str, Any]]:
                 "trials": len(g),
                 "complete": len(done),
                 "on the front": int(g["pareto"].sum()),
-                "infeasible": int(g["infeasible"].notna().sum()) if "infeasible" in g else 0,
+                "infeasible": int(g[A.INFEASIBLE].notna().sum()) if A.INFEASIBLE in g else 0,
                 "failed": int((g["state"] == "FAIL").sum()),
                 f"best {metric}": best,
                 "best's 95% CI over seeds": _interval(done, metric, direction),
@@ -393,10 +394,10 @@ def pareto_rows(r: StudyResults) -> list[dict[str, Any]]:
         "width",
         "n_seeds",
         f"{r.objectives[0]}_std",
-        "front_confidence",
-        "arch_id",
-        "preset",
-        "summary",
+        A.FRONT_CONFIDENCE,
+        A.ARCH_ID,
+        A.PRESET,
+        A.SUMMARY,
     ]
     out = []
     for _, row in r.front.sort_values(r.objectives[0], ascending=r.directions[0] == "minimize").iterrows():
@@ -419,7 +420,7 @@ def _empty_note(r: StudyResults) -> str:
     if len(r.frame) == 0:
         return "<p class='note'>No trials yet: the plots fill in as the study runs.</p>"
     if not (r.frame["state"] == "COMPLETE").any():
-        failed = r.frame["failure"].dropna().astype(str)
+        failed = r.frame[A.FAILURE].dropna().astype(str)
         why = f" Latest failure: {esc(failed.iloc[-1])}" if len(failed) else ""
         return f"<p class='note'>No complete trial yet ({len(r.frame)} trials).{why}</p>"
     return ""

@@ -26,6 +26,7 @@ from .costs.fit import check_fits, param_bytes
 from .errors import UserError
 from .model import UNet, build_model
 from .outputs import check_target, publish
+from .search import attrs as A
 from .spec import ArchSpec
 
 TOLERANCE = 1e-4  # relative to the output's largest magnitude (at least 1): float32 kernels differ in order
@@ -131,10 +132,10 @@ def export_trial(results, number: int, out: Path, force: bool = False) -> Path:
     trial = by_number[number]
     attrs = trial.user_attrs
     if trial.state != "COMPLETE":
-        why = attrs.get("failure") or attrs.get("infeasible") or "not finished yet"
+        why = A.failure(trial) or A.infeasible(trial) or "not finished yet"
         raise UserError(f"trial {number} is {trial.state}, not complete ({why}); allowed: a COMPLETE trial", field="trial")
-    source = by_number.get(attrs.get("duplicate_of"), trial) if attrs.get("duplicate_of") is not None else trial
-    weights = source.user_attrs.get("weights")
+    source = by_number.get(A.duplicate_of(trial), trial)
+    weights = A.weights(source)
     if not weights or not Path(weights).is_file():
         raise UserError(f"trial {number} has no weights on disk (expected {weights or 'a weights path'})", field="trial")
     spec = _stored_spec(number, attrs)
@@ -175,7 +176,7 @@ def _stored_spec(number: int, attrs: dict[str, Any]) -> ArchSpec:
     from .errors import SpecError
 
     try:
-        return ArchSpec.from_json(attrs.get("spec") or "")
+        return A.spec(attrs)
     except SpecError as err:
         raise UserError(f"trial {number}: stored spec: {err}", field="trial") from None
 
@@ -224,13 +225,13 @@ def export_pareto(results, out: Path, force: bool = False) -> list[Path]:
         )
     by_arch: dict[Any, Any] = {}
     for _, row in front.iterrows():  # one bundle per architecture: its first trial
-        by_arch.setdefault(row.get("arch_id"), row)
+        by_arch.setdefault(row.get(A.ARCH_ID), row)
     rows = list(by_arch.values())
     by_number = {t.number: t for t in results.trials}
     for row in rows:  # refuse before writing any bundle
         number = int(row["number"])
-        final, attrs = out / str(row.get("arch_id")), by_number[number].user_attrs
-        weights = attrs.get("weights")
+        final, attrs = out / str(row.get(A.ARCH_ID)), by_number[number].user_attrs
+        weights = A.weights(attrs)
         same = isinstance(weights, str) and _same_bundle(final, Path(weights), _stored_spec(number, attrs))
         if force or not same:
             check_target(final, "export bundle", force=force)

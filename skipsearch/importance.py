@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 from .results import StudyResults
+from .search import attrs as A
 
 MIN_TRIALS = 8  # below this the top quantile holds one trial and the estimate says nothing
 
@@ -24,7 +25,7 @@ def importances(r: StudyResults) -> dict[str, dict[str, float]]:
     import optuna
     from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
-    trials = [_frozen(t) for t in r.trials if t.state == "COMPLETE" and t.params and "duplicate_of" not in t.user_attrs]
+    trials = [_frozen(t) for t in r.trials if t.state == "COMPLETE" and t.params and A.duplicate_of(t) is None]
     if len(trials) < MIN_TRIALS:
         return {}
     optuna.logging.set_verbosity(optuna.logging.ERROR)

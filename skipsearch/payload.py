@@ -28,6 +28,7 @@ from .dashboard import (
 )
 from .objectives import OBJECTIVES, format_value
 from .results import StudyResults
+from .search import attrs as A
 
 COSTS = ("skip_memory_bytes", "peak_activation_bytes", "train_peak_bytes", "latency_ms", "params", "macs", "flops")
 
@@ -100,8 +101,7 @@ def trial_details(r: StudyResults) -> list[dict[str, Any]]:
     for row in r.frame.to_dict("records"):
         n = int(row["number"])
         a = attrs.get(n, {})
-        me1 = a.get("m_e1_bytes")
-        timeline = a.get("skip_timeline") or []
+        me1, timeline = A.m_e1_bytes(a), A.skip_timeline(a)
         values = {o: _num(row.get(o)) for o in shown}
         seeds = row.get("seeds") if isinstance(row.get("seeds"), list) else []
         out.append(
@@ -110,19 +110,19 @@ def trial_details(r: StudyResults) -> list[dict[str, Any]]:
                 "state": str(row.get("state")),
                 "feasible": bool(row.get("feasible")),
                 "pareto": bool(row.get("pareto")),
-                "summary": str(row.get("summary") or ""),
+                "summary": str(row.get(A.SUMMARY) or ""),
                 "values": values,
                 "text": {o: format_value(o, v) if v is not None else "-" for o, v in values.items()},
                 "std": {o: _num(row.get(f"{o}_std")) for o in r.objectives if _num(row.get(f"{o}_std")) is not None},
                 "seeds": [float(s) for s in seeds],
-                "confidence": _num(row.get("front_confidence")),
+                "confidence": _num(row.get(A.FRONT_CONFIDENCE)),
                 "timeline": [b / me1 for b in timeline] if me1 else [],
                 "stages": STAGE_NAMES((len(timeline) - 1) // 2) if timeline else [],
-                "curve": [[float(s), float(v)] for s, v in (a.get("curve") or []) if _finite(v)],
-                "note": next((f"{k}: {row[k]}" for k in ("infeasible", "failure") if isinstance(row.get(k), str)), ""),
-                "preset": row.get("preset") if isinstance(row.get("preset"), str) else "",
-                "spec": a.get("spec") or "",
-                "export": f"skipsearch export {r.directory} --trial {n}" if a.get("weights") else "",
+                "curve": [[float(s), float(v)] for s, v in A.curve(a) if _finite(v)],
+                "note": next((f"{k}: {row[k]}" for k in (A.INFEASIBLE, A.FAILURE) if isinstance(row.get(k), str)), ""),
+                "preset": A.preset(row) or "",
+                "spec": A.spec_json(a) or "",
+                "export": f"skipsearch export {r.directory} --trial {n}" if A.weights(a) else "",
             }
         )
     return out

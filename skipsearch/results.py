@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import UserError
 from .pareto import default_reference, hypervolume, hypervolume_history, non_dominated
+from .search import attrs as A
 from .search.repeats import assemble, own_values
 from .search.storage import (
     POINTER,
@@ -30,9 +31,9 @@ from .search.storage import (
     study_names,
 )
 
-SKIP_COLUMNS = ("spec", "skip_timeline", "skip_levels")  # kept out of the flat table
+SKIP_COLUMNS = A.STRUCTURED  # kept out of the flat table
 # columns every table has, even when no trial (or no complete one) carries them yet
-ALWAYS = ("failure", "infeasible", "arch_id", "summary", "preset", "skip.type", "block.type", "skip_memory_bytes", "params")
+ALWAYS = (A.FAILURE, A.INFEASIBLE, A.ARCH_ID, A.SUMMARY, A.PRESET, "skip.type", "block.type", "skip_memory_bytes", "params")
 
 
 @dataclass
@@ -123,7 +124,7 @@ def _seed_figures(first: list[float], more: list[list[float]], objectives: list[
         if np.ptp(rows[:, i]) > 0:
             out[f"{name}_std"] = float(rows[:, i].std(ddof=1))
     if conf is not None:
-        out["front_confidence"] = float(conf)
+        out[A.FRONT_CONFIDENCE] = float(conf)
     return out
 
 
@@ -132,30 +133,30 @@ def load_results(directory: str | Path, name: str | None = None) -> StudyResults
 
     directory = Path(directory)
     study = load_stored_study(directory, name)
-    config = study.user_attrs.get("config", {})
+    config = study.user_attrs.get(A.CONFIG, {})
     objectives = [o[0] for o in config.get("objectives", [])] or [f"objective_{i}" for i in range(len(study.directions))]
     directions = study.directions
     trials = study.trials
-    repeats, confidence = assemble(study.user_attrs), study.user_attrs.get("front_confidence") or {}
+    repeats, confidence = assemble(study.user_attrs), A.front_confidence(study.user_attrs)
     rows = []
     for t in trials:
         attrs = t.user_attrs
         row: dict[str, Any] = {"number": t.number, "state": t.state}
         values = t.values
-        source = str(attrs.get("duplicate_of", t.number))  # a duplicate shares its original's seeds
+        source = str(A.duplicate_of(t) if A.duplicate_of(t) is not None else t.number)  # a duplicate shares its original's seeds
         if values is not None and source in repeats:  # a raced trial's Optuna values are its means: its own run's first
             first = own_values(values, attrs, objectives)
             row.update(_seed_figures(first, repeats[source]["values"], objectives, confidence.get(source)))
             values = row.pop("_means")
         for i, name_ in enumerate(objectives):
             row[name_] = values[i] if values is not None else attrs.get(name_)
-        row["feasible"] = "infeasible" not in attrs and t.state != "FAIL"
-        row["failure"] = attrs.get("failure")
-        row["infeasible"] = attrs.get("infeasible")
+        row["feasible"] = A.infeasible(t) is None and t.state != "FAIL"
+        row[A.FAILURE] = A.failure(t)
+        row[A.INFEASIBLE] = A.infeasible(t)
         for key, value in attrs.items():
             if key not in SKIP_COLUMNS and key not in row:
                 row[key] = value
-        row.update(_flatten_spec(attrs.get("spec")))
+        row.update(_flatten_spec(A.spec_json(t)))
         row["start"] = t.datetime_start
         row["complete"] = t.datetime_complete
         rows.append(row)

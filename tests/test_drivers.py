@@ -11,8 +11,10 @@ from pathlib import Path
 
 from test_search import trials_of, write_study
 
+from skipsearch.search.attrs import INTERRUPTED, SURPLUS
 from skipsearch.search.config import load_study
-from skipsearch.search.study import INTERRUPTED, SURPLUS, Runner
+from skipsearch.search.jobs import RepeatJob
+from skipsearch.search.study import Runner
 
 
 def _cmd(path: Path) -> list[str]:
@@ -54,7 +56,7 @@ def test_a_duplicate_of_a_running_trial_waits_for_its_result(tmp_path):
     waiting = [t for t in runner.study.get_trials() if t.state.name == "RUNNING" and "waiting_for" in t.user_attrs]
     assert len(waiting) == 2
     result = {"dice": 0.5, "iou": 0.4, "mdice": 0.6, "miou": 0.5, "train_time_s": 1.0, "curve": [[2, 0.5]], "steps": 2}
-    runner.complete(first, result)
+    first.finish(result)
     trials = runner.study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0, 0]
@@ -102,10 +104,10 @@ def test_two_drivers_share_the_repeat_runs_without_overlap(tmp_path):
     a, b = Runner(cfg), Runner(load_study(path))
     b.cfg.repeats = cfg.repeats
     first, second = a.next_trial(), b.next_trial()
-    assert first.repeat is not None and second.repeat is not None and first.repeat != second.repeat
+    assert isinstance(first, RepeatJob) and isinstance(second, RepeatJob) and first.key != second.key
     assert a.next_trial() is None and b.next_trial() is None  # each run is claimed by a live driver
-    for runner, p in ((a, first), (b, second)):
-        runner.complete(p, {"dice": 0.5, "iou": 0.4, "mdice": 0.6, "miou": 0.5})
+    for job in (first, second):
+        job.finish({"dice": 0.5, "iou": 0.4, "mdice": 0.6, "miou": 0.5})
     record = assemble(a.study.user_attrs)
     (entry,) = record.values()
     assert len(entry["values"]) == 2 and len(set(entry["seeds"])) == 2  # each seed once

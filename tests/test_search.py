@@ -15,9 +15,10 @@ import pytest
 
 from skipsearch import UserError
 from skipsearch.cli import main
+from skipsearch.search.attrs import INTERRUPTED
 from skipsearch.search.config import load_study
 from skipsearch.search.space import SearchSpace
-from skipsearch.search.study import INTERRUPTED, Runner
+from skipsearch.search.study import Runner
 
 CORPUS = Path(__file__).parent / "corpus"
 ROOT = Path(__file__).resolve().parent.parent

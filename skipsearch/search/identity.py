@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from . import attrs as A
 from .storage import check_sqlite_file, sqlite_path, study_attrs
 
 
@@ -42,9 +43,9 @@ def stored_identity(storage: str, name: str) -> dict[str, Any] | None:
 
 
 def identity_from_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    if "identity" in attrs:
-        return attrs["identity"]
-    config = attrs.get("config", {})  # a study written before identities were stored
+    if A.IDENTITY in attrs:
+        return attrs[A.IDENTITY]
+    config = attrs.get(A.CONFIG, {})  # a study written before identities were stored
     return {"objectives": config.get("objectives"), "task": config.get("task")}
 
 

@@ -9,7 +9,6 @@ time, each to its end.
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 from collections.abc import Callable
@@ -34,20 +33,15 @@ def run_local(runner: Runner, report: Callable[[str], None]) -> None:
         finally:
             torch.set_num_threads(threads)
         return
-    task = runner.task
-    prepared = None
+    job = None
     try:
-        while (prepared := runner.next_trial()) is not None:
-            result = run_trial(trial_config(prepared, runner), task=task, on_rung=functools.partial(runner.rung, prepared))
-            if "failure" in result:
-                runner.fail(prepared, result["failure"])
-            else:
-                runner.complete(prepared, result)
-            prepared = None
+        while (job := runner.next_trial()) is not None:
+            job.finish(run_trial(trial_config(job, runner), task=runner.task, on_rung=job.rung))
+            job = None
             report(runner.status())
     except KeyboardInterrupt:
-        if prepared is not None:
-            runner.interrupt(prepared)
+        if job is not None:
+            job.interrupt()
         raise
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 
 from ..errors import UserError
+from . import attrs as A
 from .config import StudyConfig
 from .identity import check_identity, identity_from_attrs, stored_identity
 from .storage import is_server_url, make_storage, study_attrs, write_pointer
@@ -93,10 +94,10 @@ def open_study(cfg: StudyConfig, create: bool = True):
         with warnings.catch_warnings():  # set_metric_names is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
-    if "identity" not in study.user_attrs:
-        study.set_user_attr("identity", cfg.identity())
+    if A.IDENTITY not in study.user_attrs:
+        study.set_user_attr(A.IDENTITY, cfg.identity())
     study.set_user_attr(
-        "config",
+        A.CONFIG,
         {
             "task": cfg.task_name,
             "task_options": cfg.task_options,

@@ -1,7 +1,7 @@
 """C workers in one process for a deterministic study: the local and tabular backends.
 
-A job is a trial's training as a generator: it yields each rung's metrics, is sent
-whether to go on, and returns its result. The pool keeps up to `concurrency` jobs in
+A trial's training runs as a generator: it yields each rung's metrics, is sent whether
+to go on, and returns its result. The pool keeps up to `concurrency` jobs in
 flight, holds a job at a rung until the runner's verdict is known, and advances the job
 whose next event comes first. With `durations` it keeps a simulated clock (the tabular
 backend: each job takes the seconds it says per step), and counts the worker-seconds
@@ -16,9 +16,11 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-Job = Generator[tuple[int, dict[str, Any]], bool, dict[str, Any]]
-# a job for a prepared trial, and its seconds per training step (None: no clock)
-StartJob = Callable[[Any], tuple[Job, float | None]]
+from . import attrs as A
+
+Training = Generator[tuple[int, dict[str, Any]], bool, dict[str, Any]]
+# the training of a job (jobs.Job), and its seconds per training step (None: no clock)
+StartJob = Callable[[Any], tuple[Training, float | None]]
 
 
 @dataclass
@@ -40,8 +42,8 @@ class Idle:
 class _Running:
     ready: float  # clock time of its next event
     slot: int
-    prepared: Any = field(compare=False)
-    job: Job = field(compare=False)
+    job: Any = field(compare=False)  # jobs.Job
+    training: Training = field(compare=False)
     per_step: float | None = field(compare=False)
     step: int = field(default=0, compare=False)  # steps trained so far
     waiting: tuple[int, float] | None = field(default=None, compare=False)  # (rung step, since)
@@ -74,8 +76,8 @@ class Pool:
                 self._advance(nxt)
         except BaseException:  # Ctrl-C (or a bug): the trials in flight are recorded as interrupted
             for r in self.running.values():
-                self.runner.interrupt(r.prepared)
-                r.job.close()
+                r.job.interrupt()
+                r.training.close()
             self.running.clear()
             raise
         self.idle.makespan = self.clock
@@ -87,20 +89,19 @@ class Pool:
             p = self.runner.next_trial(running=len(self.running))
             if p is None:
                 return
-            job, per_step = self.start(p)
-            slot = self.runner.slot_of(p) if p.repeat is None else 10**9 + p.number
-            r = _Running(self.clock, slot, p, job, per_step)
+            training, per_step = self.start(p)
+            r = _Running(self.clock, p.order, p, training, per_step)
             self.running[id(r)] = r  # first: a Ctrl-C while it trains finds it here
             self._pull(r, None)
 
     def _pull(self, r: _Running, go: bool | None) -> None:
         """Run the job to its next event (a rung or its end) and date it."""
         try:
-            r.event = next(r.job) if go is None else r.job.send(go)
+            r.event = next(r.training) if go is None else r.training.send(go)
             step = r.event[0]
         except StopIteration as stop:
             r.event = stop.value
-            step = int(stop.value.get("stopped_at") or stop.value.get("steps") or r.step)
+            step = int(stop.value.get(A.STOPPED_AT) or stop.value.get(A.STEPS) or r.step)
         if r.per_step is not None:
             r.ready = self.clock + max(0, step - r.step) * r.per_step
         r.step = max(r.step, step)
@@ -114,17 +115,11 @@ class Pool:
             self._tick(r.ready)
         if isinstance(r.event, tuple):  # at a rung
             step, metrics = r.event
-            self.runner.record_rung(r.prepared, step, metrics)
+            self.runner.record_rung(r.job, step, metrics)
             r.waiting = (step, self.clock)
             return
         del self.running[id(r)]
-        self._finish(r.prepared, r.event)
-
-    def _finish(self, p, result: dict[str, Any]) -> None:
-        if "failure" in result:
-            self.runner.fail(p, result["failure"])
-        else:
-            self.runner.complete(p, result)
+        r.job.finish(r.event)
         self.report(self.runner.status())
 
     def _deliver(self) -> None:
@@ -133,7 +128,7 @@ class Pool:
         for r in sorted(self.running.values()):
             if r.waiting is None:
                 continue
-            go = self.runner.verdict(r.prepared, r.waiting[0])
+            go = self.runner.verdict(r.job, r.waiting[0])
             if go is None:
                 continue
             r.waiting = None

@@ -1,11 +1,11 @@
 """The Ray Tune backend: trials run as Tune trials on a local Ray or a cluster.
 
-A custom Tune Searcher asks the shared Runner for the next trial that needs training,
-so all Optuna bookkeeping (sampling, cheap costs, constraints, duplicates, the study
-storage) stays on the driver; workers only call evaluate(). Tune's own schedulers are
-not used: they rank on one metric, and a trial they stop reaches Optuna as COMPLETE with
-half-trained values. With fidelity, the worker reports at each rung and a small scheduler
-relays the runner's Pareto-aware decision; a stopped trial is recorded PRUNED.
+A Tune Searcher (ray_driver.py) asks the shared Runner for the next job, so all Optuna
+bookkeeping (sampling, cheap costs, constraints, duplicates, the study storage) stays on
+the driver; workers only call evaluate() (`_trainable`, here: a worker imports this module,
+which imports Ray only inside functions). With fidelity the worker reports at each rung,
+and the scheduler relays the Runner's Pareto-aware decision; a stopped trial is recorded
+PRUNED.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .study import Prepared, Runner
-from .worker import run_trial, trial_config
+from .study import Runner
+from .worker import run_trial
 
 RESULT = "skipsearch"  # the key of a trial's whole result in Tune's report (no per-key list to keep)
 RUNG = "skipsearch_rung"  # the key of an intermediate report at a rung
@@ -97,13 +97,12 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
     started = connect(address)
     import ray
     from ray import tune
-    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-    from ray.tune.search import Searcher
+
+    from .ray_driver import RungScheduler, StudySearcher
 
     cfg = runner.cfg
-    sync = cfg.schedule == "sync"
     board = board_name = None
-    if sync:
+    if cfg.schedule == "sync":
         try:
             _check_capacity(cfg)
         except BaseException:
@@ -112,77 +111,12 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
             raise
         board_name = f"skipsearch-verdicts-{uuid.uuid4().hex[:12]}"
         board = ray.remote(num_cpus=0)(_Verdicts).options(name=board_name).remote()
-
-    def post() -> None:
-        """Verdicts that became known go to the trials waiting for them."""
-        if sync:
-            for p, step, go in runner.decided():
-                board.set.remote(p.number, step, go)
-
-    class StudySearcher(Searcher):
-        def __init__(self) -> None:
-            super().__init__()
-            self.live: dict[str, Prepared] = {}
-
-        def set_search_properties(self, metric, mode, config, **spec) -> bool:
-            return True
-
-        def suggest(self, trial_id: str) -> dict | None:
-            p = runner.next_trial(running=len(self.live))
-            post()
-            if p is None:
-                # while trials run, "nothing now" is not the end: the front's repeat runs
-                # are queued once the study's last trial has finished, and a sync study
-                # holds a trial back until the ones before it finish (Tune asks again)
-                finished = runner.done() if sync else not self.live
-                return Searcher.FINISHED if finished and not self.live else None
-            self.live[trial_id] = p
-            report(runner.status(len(self.live)))
-            return {**trial_config(p, runner), "verdicts": board_name}
-
-        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            p = self.live.pop(trial_id, None)
-            if p is None:
-                return
-            outcome = nested(result or {}, RESULT)
-            if p.stopped_at is not None:  # stopped at a rung by the scheduler below
-                runner.complete(p, {"stopped_at": p.stopped_at}, trial_id)
-            elif error or not outcome:
-                runner.fail(p, causes.pop(trial_id, DIED), trial_id)
-            elif outcome.get("failure"):
-                runner.fail(p, str(outcome["failure"]), trial_id)
-            else:
-                runner.complete(p, outcome, trial_id)
-            post()
-            report(runner.status(len(self.live)))
-
-    causes: dict[str, str] = {}  # Tune trial id -> why its worker failed (read before the searcher hears)
-
-    class RungScheduler(FIFOScheduler):
-        """Asks the runner at each rung report whether the trial goes on (fidelity), and
-        reads why a trial's worker failed."""
-
-        def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-            rung = nested(result, RUNG)
-            p = searcher.live.get(trial.trial_id)
-            if rung is None or p is None:
-                return TrialScheduler.CONTINUE
-            if sync:  # the trial waits for its verdict on the worker (_await_verdict)
-                runner.record_rung(p, int(rung["step"]), rung["metrics"])
-                post()
-                return TrialScheduler.CONTINUE
-            go = runner.rung(p, int(rung["step"]), rung["metrics"])
-            return TrialScheduler.CONTINUE if go else TrialScheduler.STOP
-
-        def on_trial_error(self, tune_controller, trial) -> None:
-            causes[trial.trial_id] = worker_failure(_error_text(trial))
-
-    searcher = StudySearcher()
+    searcher = StudySearcher(runner, report, board, board_name)
     tuner = tune.Tuner(
         tune.with_resources(_trainable, resources(cfg)),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=RungScheduler(),
+            scheduler=RungScheduler(searcher, lambda trial: worker_failure(_error_text(trial))),
             num_samples=-1,
             max_concurrent_trials=cfg.concurrency,
             reuse_actors=True,
@@ -199,9 +133,7 @@ def run_ray(runner: Runner, report: Callable[[str], None], address: str | None =
         with _quiet_ray(cfg.out / "ray" / LOG):
             tuner.fit()
     finally:
-        for p in searcher.live.values():  # stopped by Ctrl-C or an error: not complete
-            runner.interrupt(p)
-        searcher.live.clear()
+        searcher.interrupt_all()
         if board is not None:
             with contextlib.suppress(Exception):
                 ray.kill(board)
@@ -235,23 +167,6 @@ def resources(cfg) -> Any:
     from ray.tune import PlacementGroupFactory
 
     return lambda config: PlacementGroupFactory([{"CPU": cfg.cpus, "GPU": config["gpu"]["share"]}])
-
-
-def nested(result: dict[str, Any], key: str) -> dict[str, Any] | None:
-    """The dict a worker reported under `key`: Tune hands schedulers and searchers results
-    flattened ("skipsearch/dice"), so it is rebuilt from the keys under its prefix."""
-    if isinstance(result.get(key), dict):
-        return result[key]
-    out: dict[str, Any] = {}
-    prefix = key + "/"
-    for k, v in result.items():
-        if k.startswith(prefix):
-            *path, last = k[len(prefix) :].split("/")
-            node = out
-            for part in path:
-                node = node.setdefault(part, {})
-            node[last] = v
-    return out or None
 
 
 def _error_text(trial) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..pareto import non_dominated
+from . import attrs as A
 
 
 @dataclass(frozen=True)
@@ -76,27 +77,15 @@ def front_confidence(runs: Sequence[np.ndarray], directions: Sequence[str], resa
     return hits / resamples
 
 
-RUN_PREFIX = "repeat:"  # study attribute repeat:<trial number>:<seed index> -> {"seed", "values" | "failure"}
-CLAIM_PREFIX = "repeat-claim:"  # -> the driver training that run
-
-
-def run_key(number: int, index: int) -> str:
-    return f"{RUN_PREFIX}{number}:{index}"
-
-
-def claim_key(number: int, index: int) -> str:
-    return f"{CLAIM_PREFIX}{number}:{index}"
-
-
 def assemble(attrs: dict) -> dict[str, dict]:
     """{trial number: {"seeds": [...], "values": [[...], ...], "failures": [...]}} from a
     study's attributes, runs in seed-index order (and the single "repeats" record of
     studies written before one key per run)."""
-    out: dict[str, dict] = {k: {**v} for k, v in (attrs.get("repeats") or {}).items()}
+    out: dict[str, dict] = {k: {**v} for k, v in (attrs.get(A.REPEATS) or {}).items()}
     runs = []
     for key, run in attrs.items():
-        if key.startswith(RUN_PREFIX):
-            number, index = key[len(RUN_PREFIX) :].split(":")
+        if key.startswith(A.RUN_PREFIX):
+            number, index = key[len(A.RUN_PREFIX) :].split(":")
             runs.append((int(number), int(index), run))
     for number, _, run in sorted(runs, key=lambda r: r[:2]):
         entry = out.setdefault(str(number), {"seeds": [], "values": []})

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from ..objectives import OBJECTIVES
+from . import attrs as A
+from .attrs import claim_key, run_key
 from .config import StudyConfig
 from .fidelity import goes_on
-from .repeats import assemble, claim_key, front_confidence, own_values, run_key, seed_of
+from .repeats import assemble, front_confidence, own_values, seed_of
 
 REFRESH_S = 2.0  # how stale the rung evidence of other trials may be (other drivers)
 
@@ -55,7 +57,7 @@ class RungBook:
             return
         evidence: dict[int, dict[int, list[float]]] = {}
         for t in self.study.get_trials(deepcopy=False):
-            for step, metrics in (t.user_attrs.get("rungs") or {}).items():
+            for step, metrics in A.rungs(t).items():
                 v = vector(self.cfg, t.user_attrs, metrics)
                 if v is not None:
                     evidence.setdefault(int(step), {})[t.number] = v
@@ -101,7 +103,7 @@ def pending_repeats(study, cfg: StudyConfig, live: Callable[[str], bool] = lambd
     already done or failed, or claimed by a driver that `live` says is running, is not."""
     if cfg.repeats is None or cfg.repeats.seeds < 2:
         return []
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and _trained(t)]
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and A.trained(t)]
     if not done:
         return []
     from ..pareto import non_dominated
@@ -120,10 +122,6 @@ def pending_repeats(study, cfg: StudyConfig, live: Callable[[str], bool] = lambd
             if run_key(t.number, i) not in attrs and not (claimed and live(claimed)):
                 out.append((t.number, i))
     return out
-
-
-def _trained(t) -> bool:
-    return t.user_attrs.get("duplicate_of") is None and "infeasible" not in t.user_attrs
 
 
 def claim_repeat(study, repeat: tuple[int, int], driver: str, live: Callable[[str], bool]) -> bool:
@@ -149,14 +147,14 @@ def record_repeat_failure(study, cfg: StudyConfig, repeat: tuple[int, int], reas
 
 def update_confidence(study, cfg: StudyConfig, resamples: int = 1000) -> dict[str, float]:
     """Bootstrap share of resamples in which each repeated front member stays on the front."""
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and _trained(t)]
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and A.trained(t)]
     record = repeat_record(study)
     if not done or not record:
         return {}
     runs = [np.array(mean_values(record, t.number, own(t, cfg))[1]) for t in done]
     conf = front_confidence(runs, [o.direction for o in cfg.objectives], resamples=resamples, seed=cfg.seed)
     out = {str(t.number): float(c) for t, c in zip(done, conf, strict=True) if str(t.number) in record}
-    study.set_user_attr("front_confidence", out)
+    study.set_user_attr(A.FRONT_CONFIDENCE, out)
     return out
 
 
@@ -177,11 +175,11 @@ def front_members(study, cfg: StudyConfig) -> list[FrontMember]:
     means over their seeds, the most accurate (first objective) first."""
     from ..pareto import non_dominated
 
-    trained = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and _trained(t)]
+    trained = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and A.trained(t)]
     if not trained:
         return []
     attrs = study.user_attrs
-    record, confidence = assemble(attrs), attrs.get("front_confidence") or {}
+    record, confidence = assemble(attrs), A.front_confidence(attrs)
     members = [FrontMember(t, *mean_values(record, t.number, own(t, cfg)), confidence.get(str(t.number))) for t in trained]
     directions = [o.direction for o in cfg.objectives]
     on = non_dominated(np.array([m.values for m in members]), directions)

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from . import attrs as A
 
 HEARTBEAT_S = 5  # a live driver beats for each of its running trials this often
 GRACE_S = 30  # a running trial whose last beat is older than this belongs to a dead driver
-DRIVER_PREFIX = "driver:"  # study attribute driver:<id> -> time of the driver's last beat
 
 
 def make_storage(url: str) -> Any:
@@ -93,7 +93,7 @@ def stale_trial_ids(study) -> set[int]:
     beating = _beating_ids(backend, study._study_id)
     old = datetime.now() - timedelta(seconds=GRACE_S)
     for t in study.get_trials(deepcopy=False, states=(_running(),)):
-        driver = t.user_attrs.get("driver")
+        driver = A.driver(t)
         if _gone(driver) or (t._trial_id not in beating and (driver is None or (t.datetime_start or old) <= old)):
             stale.add(t._trial_id)
     return stale
@@ -141,7 +141,7 @@ def fail_trial(study, tid: int, reason: str) -> bool:
 
     storage = study._storage
     try:
-        storage.set_trial_user_attr(tid, "failure", reason)
+        storage.set_trial_user_attr(tid, A.FAILURE, reason)
         return storage.set_trial_state_values(tid, optuna.trial.TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
@@ -161,7 +161,7 @@ class Heartbeat:
 
     def _beat_driver(self) -> None:
         if self.driver:
-            self.study.set_user_attr(f"{DRIVER_PREFIX}{self.driver}", time.time())
+            self.study.set_user_attr(f"{A.DRIVER_PREFIX}{self.driver}", time.time())
 
     def add(self, tid: int) -> None:
         record_heartbeat(self.study, tid)  # at once: a trial never waits a full interval for its first beat
@@ -201,11 +201,10 @@ def driver_alive(study, driver: str) -> bool:
     must exist; anywhere, its last beat must be within the grace period."""
     if _gone(driver):
         return False
-    beat = study.user_attrs.get(f"{DRIVER_PREFIX}{driver}")
+    beat = study.user_attrs.get(f"{A.DRIVER_PREFIX}{driver}")
     return isinstance(beat, int | float) and time.time() - beat < GRACE_S
 
 
-OWNER = "schedule:driver"  # study attribute: the driver running a schedule: sync study
 CLAIM_SETTLE_S = 0.5  # two drivers that claim at once both see the last claim after this
 
 
@@ -213,12 +212,12 @@ def claim_study(study, driver: str) -> None:
     """Make `driver` the one driver of a deterministic study, or raise UserError naming
     the driver that runs it. Both of two drivers starting together write their claim; after
     `settle_s` both read the last one, and only its writer goes on."""
-    holder = study.user_attrs.get(OWNER)
+    holder = study.user_attrs.get(A.OWNER)
     if holder not in (None, driver) and driver_alive(study, holder):
         raise UserError(_owned(study, holder))
-    study.set_user_attr(OWNER, driver)
+    study.set_user_attr(A.OWNER, driver)
     time.sleep(CLAIM_SETTLE_S)
-    holder = study.user_attrs.get(OWNER)
+    holder = study.user_attrs.get(A.OWNER)
     if holder != driver:
         raise UserError(_owned(study, holder))
 
@@ -226,8 +225,8 @@ def claim_study(study, driver: str) -> None:
 def release_study(study, driver: str) -> None:
     """The driver is done with the study: another may run it at once."""
     with contextlib.suppress(Exception):
-        if study.user_attrs.get(OWNER) == driver:
-            study.set_user_attr(OWNER, None)
+        if study.user_attrs.get(A.OWNER) == driver:
+            study.set_user_attr(A.OWNER, None)
 
 
 def _owned(study, holder: str) -> str:

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +25,14 @@ from ..errors import SpecError
 from ..objectives import OBJECTIVES, format_value
 from ..presets import preset
 from ..spec import ArchSpec
+from . import attrs as A
+from .attrs import INTERRUPTED, SURPLUS
 from .config import StudyConfig
+from .jobs import Job, TrialJob, repeat_job
 from .opening import open_study
-from .rungs import (
-    RungBook,
-    _plain,
-    claim_repeat,
-    front_members,
-    pending_repeats,
-    record_repeat,
-    record_repeat_failure,
-    update_confidence,
-)
-from .storage import Heartbeat, ask, driver_alive, fail_trial, stale_trial_ids, trial_id
+from .rungs import RungBook, claim_repeat, front_members, pending_repeats, update_confidence
+from .storage import Heartbeat, ask, driver_alive, fail_trial, stale_trial_ids, trial_by_number, trial_id
 
-INTERRUPTED = "interrupted"  # reason of trials cut short by a stopped or killed driver
-SURPLUS = "not needed: the study already had its trials (another driver asked at the same time)"
-UNCOUNTED = (INTERRUPTED, SURPLUS)  # failures that do not count towards n_trials
-OWN_ATTRS = ("ray_trial_id", "driver", "waiting_for", "preset")  # a duplicate does not take these over
 WAIT_S = 1.0  # how often a driver looks at trials it waits for (another driver's)
 
 
@@ -58,21 +46,6 @@ def infeasible(constraints, figures: dict[str, Any]) -> str | None:
         bound = f"<= {format_value(c.objective, c.high)}" if above else f">= {format_value(c.objective, c.low)}"
         return f"{c.objective} = {format_value(c.objective, value)}, needs {bound}"
     return None
-
-
-@dataclass
-class Prepared:
-    """A trial that needs training."""
-
-    trial: Any  # optuna.Trial (a FrozenTrial for a repeat of a finished one)
-    spec: ArchSpec
-    costs: dict[str, Any]
-    repeat: tuple[int, int] | None = None  # (trial number, seed index) of a repeat run
-    stopped_at: int | None = None  # the rung step where fidelity stopped it
-
-    @property
-    def number(self) -> int:
-        return self.trial.number
 
 
 class Runner:
@@ -93,7 +66,7 @@ class Runner:
         self.rung_steps = cfg.fidelity.rungs(cfg.budget.steps) if cfg.fidelity else []
         self.worker_objectives = sorted(cfg.asked("worker"))
         self._repeats: list[tuple[int, int]] = []  # queued repeat runs
-        self._repeating: set[tuple[int, int]] = set()  # repeat runs in flight
+        self.repeating: set[tuple[int, int]] = set()  # repeat runs in flight (jobs.RepeatJob)
         self._decided: dict[int, bool] = {}  # trial number -> its last rung's decision (pool.py)
 
     # -- bookkeeping ---------------------------------------------------------------
@@ -105,7 +78,7 @@ class Runner:
 
     def finished(self) -> list:
         done = (self.states.COMPLETE, self.states.PRUNED, self.states.FAIL)
-        return [t for t in self.study.get_trials(deepcopy=False, states=done) if t.user_attrs.get("failure") not in UNCOUNTED]
+        return [t for t in self.study.get_trials(deepcopy=False, states=done) if A.counted(t)]
 
     def running(self) -> list:
         """Running trials of live drivers, this one included."""
@@ -125,9 +98,9 @@ class Runner:
 
     def _completed_by_arch(self) -> dict[str, Any]:
         return {
-            t.user_attrs.get("arch_id"): t
+            A.arch_id(t): t
             for t in self.study.get_trials(deepcopy=False, states=(self.states.COMPLETE,))
-            if t.user_attrs.get("duplicate_of") is None
+            if A.duplicate_of(t) is None
         }
 
     def _finished_original(self, arch_id: str):
@@ -137,7 +110,7 @@ class Runner:
     def _pending_presets(self) -> list[str]:
         """Presets not yet evaluated: one interrupted by a dead driver is tried again."""
         trials = self.study.get_trials(deepcopy=False)
-        started = {t.user_attrs.get("preset") for t in trials if t.user_attrs.get("failure") not in UNCOUNTED}
+        started = {A.preset(t) for t in trials if A.counted(t)}
         return [p for p in self.cfg.seed_presets if p not in started]
 
     def _preset_for(self, trial) -> str | None:
@@ -149,7 +122,7 @@ class Runner:
         return self.cfg.out / "trials" / f"{number:05d}-{arch_id}"
 
     # -- asking ----------------------------------------------------------------------
-    def next_trial(self, running: int = 0) -> Prepared | None:
+    def next_trial(self, running: int = 0) -> Job | None:
         """The next trial that needs training, recording the ones that do not; None when
         the study has all its trials (counting those running)."""
         self._settle()
@@ -174,66 +147,68 @@ class Runner:
 
     def abandon(self) -> None:
         """Stopped (Ctrl-C): duplicates still waiting are recorded as interrupted."""
-        for trial, _ in self._waiting:
-            self._tell_fail(trial, INTERRUPTED)
-        self._waiting = []
+        waiting, self._waiting = self._waiting, []
+        for trial, _ in waiting:
+            self.tell_fail(trial, INTERRUPTED)
 
     def close(self) -> None:
         self.heart.close()
 
-    def _next_repeat(self, running: int) -> Prepared | None:
+    def _next_repeat(self, running: int) -> Job | None:
         """The next repeat run of a front member (once the study's own trials are done); a
         run another live driver has claimed is left to it."""
         live = functools.partial(driver_alive, self.study)
         if not self._repeats and running == 0:
-            self._repeats = [r for r in pending_repeats(self.study, self.cfg, live) if r not in self._repeating]
+            self._repeats = [r for r in pending_repeats(self.study, self.cfg, live) if r not in self.repeating]
         while self._repeats and not claim_repeat(self.study, self._repeats[0], self.driver, live):
             self._repeats.pop(0)
         if not self._repeats:
             return None
         number, index = self._repeats.pop(0)
-        trial = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
-        self._repeating.add((number, index))
-        costs = {k: v for k, v in trial.user_attrs.items() if k in OBJECTIVES}
-        return Prepared(trial, ArchSpec.from_json(trial.user_attrs["spec"]), costs, repeat=(number, index))
+        return repeat_job(self, trial_by_number(self.study, number), index)
 
-    def _ask(self) -> Prepared | None:
+    def repeat_recorded(self) -> None:
+        """A repeat run was recorded: once none is left, the front's confidence is updated."""
+        if not self.repeating and not pending_repeats(self.study, self.cfg):
+            update_confidence(self.study, self.cfg)
+
+    def _ask(self) -> Job | None:
         trial = ask(self.study)
         try:
             return self._prepare(trial)
         except KeyboardInterrupt:  # stopped while the trial was being prepared: recorded, not left RUNNING
             with contextlib.suppress(Exception):
-                self._tell_fail(trial, INTERRUPTED)
+                self.tell_fail(trial, INTERRUPTED)
             raise
 
-    def _prepare(self, trial) -> Prepared | None:
-        trial.set_user_attr("driver", self.driver)
+    def _prepare(self, trial) -> Job | None:
+        trial.set_user_attr(A.DRIVER, self.driver)
         self.heart.add(trial_id(trial))
         if not self._within_budget(trial):
-            self._tell_fail(trial, SURPLUS)
+            self.tell_fail(trial, SURPLUS)
             return self._STOP
         name = self._preset_for(trial)
         try:
             if name is not None:
-                trial.set_user_attr("preset", name)
+                trial.set_user_attr(A.PRESET, name)
                 spec = self.task.adapt(preset(name))
             else:
                 spec = self.cfg.space.to_spec(self.cfg.space.suggest(trial), self.task)
         except SpecError as err:
-            self._tell_fail(trial, f"invalid spec: {err}")
+            self.tell_fail(trial, f"invalid spec: {err}")
             return None
         costs = self.cheap_costs(spec)
-        for key in ("spec", "arch_id", "summary", "skip", "block"):
+        for key in (A.SPEC, A.ARCH_ID, A.SUMMARY, A.SKIP, A.BLOCK):
             trial.set_user_attr(key, costs.pop(key) if key in costs else getattr(spec, key, None))
         for key, value in costs.items():
             trial.set_user_attr(key, value)
         reason = infeasible(self.cfg.constraints, costs)  # the worker checks what only it measures
         if self.gpus is not None:
             reason = reason or self.gpus.unfit(costs["train_peak_bytes"])
-            trial.set_user_attr("gpu_share", self.gpus.share(costs["train_peak_bytes"]))
+            trial.set_user_attr(A.GPU_SHARE, self.gpus.share(costs["train_peak_bytes"]))
         if reason:
-            trial.set_user_attr("infeasible", reason)
-            self._tell(trial, state=self.states.PRUNED)
+            trial.set_user_attr(A.INFEASIBLE, reason)
+            self.tell(trial, state=self.states.PRUNED)
             return None
         earlier = self._finished_original(spec.arch_id)
         if earlier is not None:
@@ -241,62 +216,68 @@ class Runner:
             return None
         original = self._running_original(trial, spec.arch_id)
         if original is not None:  # being trained right now: wait for its result, never train it twice
-            trial.set_user_attr("waiting_for", original)
+            trial.set_user_attr(A.WAITING_FOR, original)
             self._waiting.append((trial, original))
             return None
-        return Prepared(trial, spec, costs)
+        return TrialJob(self, trial, spec, costs)
 
     def _running_original(self, trial, arch_id: str) -> int | None:
         for t in self.running():
-            if t.number != trial.number and t.user_attrs.get("arch_id") == arch_id and "waiting_for" not in t.user_attrs:
+            if t.number != trial.number and A.arch_id(t) == arch_id and A.waiting_for(t) is None:
                 return t.number
         return None
 
     def _copy(self, trial, earlier) -> None:
         """Record `trial` as a duplicate of the finished `earlier`: its values or its end."""
-        trial.set_user_attr("duplicate_of", earlier.number)
+        trial.set_user_attr(A.DUPLICATE_OF, earlier.number)
         for key, value in earlier.user_attrs.items():
-            if key not in trial.user_attrs and key not in OWN_ATTRS:
+            if key not in trial.user_attrs and key not in A.OWN:
                 trial.set_user_attr(key, value)
         if earlier.state == self.states.COMPLETE:
-            self._tell(trial, earlier.values)
+            self.tell(trial, earlier.values)
         elif earlier.state == self.states.PRUNED:
-            self._tell(trial, state=self.states.PRUNED)  # stopped at the same rung
+            self.tell(trial, state=self.states.PRUNED)  # stopped at the same rung
         else:
-            why = earlier.user_attrs.get("failure", "failed")
-            self._tell_fail(trial, f"duplicate of trial {earlier.number}, which failed: {why}")
+            why = A.failure(earlier) or "failed"
+            self.tell_fail(trial, f"duplicate of trial {earlier.number}, which failed: {why}")
 
     def _settle(self) -> None:
-        """Duplicates whose original has finished take its outcome."""
+        """Duplicates whose original has finished take its outcome (re-entered by the tell
+        of each: it sees only those still waiting)."""
         if not self._waiting:
             return
+        waiting, self._waiting = self._waiting, []
         by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
-        still = []
-        for trial, number in self._waiting:
-            original = by_number[number]
-            if original.state == self.states.RUNNING:
-                still.append((trial, number))
+        for trial, number in waiting:
+            if by_number[number].state == self.states.RUNNING:
+                self._waiting.append((trial, number))
             else:
-                self._copy(trial, original)
-        self._waiting = still
+                self._copy(trial, by_number[number])
 
-    def _tell(self, trial, values=None, state=None) -> None:
+    def tell(self, trial, values=None, state=None) -> None:
         """study.tell that survives a trial finished by someone else (a driver that took
-        this one for dead): reported, not fatal."""
+        this one for dead): reported, not fatal. Duplicates waiting for it then settle."""
         import optuna
 
         self.heart.discard(trial_id(trial))
         try:
             self.study.tell(trial, values, state=state)
-        except optuna.exceptions.UpdateFinishedTrialError:
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as err:
+            if isinstance(err, ValueError) and "Cannot tell a" not in str(err):  # Optuna's words for a finished trial
+                raise
             self.say(f"trial {trial.number} was already finished elsewhere; its result here is dropped")
+        self.told(trial)
+        self._settle()
 
-    def _tell_fail(self, trial, reason: str) -> None:
+    def told(self, trial) -> None:
+        """A hook: `trial` has been told (schedule: sync frees its slot)."""
+
+    def tell_fail(self, trial, reason: str) -> None:
         import optuna
 
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            trial.set_user_attr("failure", reason[:2000])
-        self._tell(trial, state=self.states.FAIL)
+            trial.set_user_attr(A.FAILURE, reason[:2000])
+        self.tell(trial, state=self.states.FAIL)
 
     def cheap_costs(self, spec: ArchSpec) -> dict[str, Any]:
         """Figures known from the spec alone, at the study's reference input size."""
@@ -317,7 +298,7 @@ class Runner:
         )
         return costs
 
-    def gpu_request(self, p: Prepared) -> dict[str, Any] | None:
+    def gpu_request(self, p: Job) -> dict[str, Any] | None:
         """gpus: auto: the trial's share of a GPU and its allocator cap (gpus.Gpus.worker),
         from its predicted training peak (worked out here for a trial stored without it)."""
         if self.gpus is None:
@@ -326,42 +307,21 @@ class Runner:
             p.costs["train_peak_bytes"] = OBJECTIVES.get("train_peak_bytes").compute(p.spec, self.cfg.budget)
         return self.gpus.worker(p.costs["train_peak_bytes"])
 
-    # -- telling ---------------------------------------------------------------------
-    def rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> bool:
-        """A trial's figures at a rung: recorded, then whether it goes on (fidelity)."""
-        if self.book is None or p.repeat is not None:
-            return True
-        self.store_rung(p, step, metrics)
-        go = self.book.decide(p.trial, p.costs, step, metrics)
-        if not go:
-            p.stopped_at = step
-        return go
-
-    def store_rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> None:
-        """A trial's figures at a rung (`rungs`) and its curve so far, stored with it."""
-        primary = self.primary
-        curve = [[s, m[primary]] for s, m in sorted(((int(k), v) for k, v in self._rungs_of(p).items())) if primary in m]
-        curve.append([step, metrics.get(primary)])
-        p.trial.set_user_attr("rungs", {**self._rungs_of(p), str(step): _plain(metrics)})
-        p.trial.set_user_attr("curve", curve)
-
+    # -- rungs -----------------------------------------------------------------------
     # the pool's interface (pool.py): with schedule: async a rung decides at once
-    def record_rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> None:
-        self._decided[p.number] = self.rung(p, step, metrics)
+    def record_rung(self, p: Job, step: int, metrics: dict[str, Any]) -> None:
+        self._decided[p.number] = p.rung(step, metrics)
 
-    def verdict(self, p: Prepared, step: int) -> bool | None:
+    def verdict(self, p: Job, step: int) -> bool | None:
         return self._decided.pop(p.number, True)
 
-    def slot_of(self, p: Prepared) -> int:
+    def slot_of(self, p: Job) -> int:
         return p.number
 
     def done(self) -> bool:
-        if self.remaining() > 0 or self._waiting or self._repeating or self._repeats:
+        if self.remaining() > 0 or self._waiting or self.repeating or self._repeats:
             return False
         return not pending_repeats(self.study, self.cfg, functools.partial(driver_alive, self.study))
-
-    def _rungs_of(self, p: Prepared) -> dict[str, Any]:
-        return dict(p.trial.user_attrs.get("rungs") or {})
 
     @property
     def primary(self) -> str:
@@ -369,101 +329,25 @@ class Runner:
         metrics = [o.name for o in self.cfg.objectives if o.name in self.task.metric_names]
         return metrics[0] if metrics else self.task.primary
 
-    def complete(self, p: Prepared, result: dict[str, Any], ray_trial_id: str | None = None) -> None:
-        import optuna
-
-        try:
-            self._complete(p, result, ray_trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:  # another driver took it for dead
-            self.heart.discard(trial_id(p.trial))
-            self.say(f"trial {p.number} was already finished elsewhere; its result here is dropped")
-
-    def _complete(self, p: Prepared, result: dict[str, Any], ray_trial_id: str | None) -> None:
-        if p.repeat is not None:
-            return self._complete_repeat(p, result)
-        if p.stopped_at is not None or result.get("stopped_at") is not None:
-            return self._stop(p, result, ray_trial_id)
-        if result.get("infeasible"):  # a constraint on a figure the worker measured: not trained
-            for key, value in result.items():
-                if _storable(value):
-                    p.trial.set_user_attr(key, value)
-            self._tell(p.trial, state=self.states.PRUNED)
-            return self._settle()
-        for key, value in result.items():
-            if _storable(value):
-                p.trial.set_user_attr(key, value)
-        if ray_trial_id:
-            p.trial.set_user_attr("ray_trial_id", ray_trial_id)
-        figures = {**p.costs, **result}
-        values = [float(figures[o.name]) for o in self.cfg.objectives]
-        if not all(math.isfinite(v) for v in values):
-            return self.fail(p, f"non-finite objective values {values}", ray_trial_id)
-        self._tell(p.trial, values)
-        self._settle()
-
-    def _stop(self, p: Prepared, result: dict[str, Any], ray_trial_id: str | None) -> None:
-        """PRUNED at the rung where fidelity stopped it, with that rung's figures."""
-        step = p.stopped_at or int(result["stopped_at"])
-        at = self._rungs_of(p).get(str(step), result)
-        for key, value in at.items():
-            if _storable(value):
-                p.trial.set_user_attr(key, value)
-        p.trial.set_user_attr("rung", self.rung_steps.index(step) if step in self.rung_steps else step)
-        p.trial.set_user_attr("steps", step)
-        if ray_trial_id:
-            p.trial.set_user_attr("ray_trial_id", ray_trial_id)
-        self._tell(p.trial, state=self.states.PRUNED)
-        self._settle()
-
-    def _complete_repeat(self, p: Prepared, result: dict[str, Any]) -> None:
-        number, index = p.repeat
-        self._repeating.discard(p.repeat)
-        figures = {**p.costs, **result}
-        values = [float(figures[o.name]) for o in self.cfg.objectives]
-        record_repeat(self.study, self.cfg, number, index, values)
-        if not self._repeating and not pending_repeats(self.study, self.cfg):
-            update_confidence(self.study, self.cfg)
-
-    def fail(self, p: Prepared, reason: str, ray_trial_id: str | None = None) -> None:
-        if p.repeat is not None:  # the original stays; the failed seed is recorded, not retried
-            self._repeating.discard(p.repeat)
-            record_repeat_failure(self.study, self.cfg, p.repeat, reason)
-            return
-        if ray_trial_id:
-            p.trial.set_user_attr("ray_trial_id", ray_trial_id)
-        self._tell_fail(p.trial, reason)
-        self._settle()
-
-    def interrupt(self, p: Prepared) -> None:
-        if p.repeat is not None:
-            self._repeating.discard(p.repeat)  # not recorded: the next run repeats it
-            return
-        self.fail(p, INTERRUPTED)
-
     # -- progress ----------------------------------------------------------------------
     def status(self, running: int = 0) -> str:
         trials = self.finished()
         running = len(self.running())
         done = sum(t.state == self.states.COMPLETE for t in trials)
         failed = sum(t.state == self.states.FAIL for t in trials)
-        infeasible = sum(t.state == self.states.PRUNED and "infeasible" in t.user_attrs for t in trials)
-        stopped = sum(t.state == self.states.PRUNED and "infeasible" not in t.user_attrs for t in trials)
+        infeasible = sum(t.state == self.states.PRUNED and A.infeasible(t) is not None for t in trials)
+        stopped = sum(t.state == self.states.PRUNED and A.infeasible(t) is None for t in trials)
         front = front_members(self.study, self.cfg) if done else []
         parts = [
             f"trials {len(trials)}/{self.cfg.n_trials}: {done} complete, {running} running, "
             f"{failed} failed, {infeasible} infeasible" + (f", {stopped} stopped at a rung" if self.book else ""),
             f"front {len(front)}",
         ]
-        if self._repeating or self._repeats:
-            parts.append(f"repeating the front: {len(self._repeating)} running, {len(self._repeats)} queued")
+        if self.repeating or self._repeats:
+            parts.append(f"repeating the front: {len(self.repeating)} running, {len(self._repeats)} queued")
         for i, o in enumerate(self.cfg.objectives):
             if front:
                 pick = max if o.direction == "maximize" else min
                 best = pick(m.values[i] for m in front)
                 parts.append(f"{'best' if o.direction == 'maximize' else 'min'} {o.name} {format_value(o.name, best)}")
         return " | ".join(parts)
-
-
-def _storable(value: Any) -> bool:
-    """Whether a result value goes into a user attribute (JSON: numbers, text, lists)."""
-    return value is None or isinstance(value, int | float | str | list | dict)

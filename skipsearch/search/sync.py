@@ -15,19 +15,19 @@ import contextlib
 from typing import Any
 
 from ..objectives import OBJECTIVES
-from ..spec import ArchSpec
+from . import attrs as A
+from .attrs import INTERRUPTED, RACED, ROUND_PREFIX
 from .config import StudyConfig
+from .jobs import Job, repeat_job
 from .racing import Entry, confidence, plan_round
-from .repeats import assemble, own_values, run_key
-from .rungs import _trained, record_repeat, vector
+from .repeats import assemble, own_values
+from .rungs import vector
 from .sampling import slot_seed, view_trials
 from .schedule import SlotBook
 from .storage import ask, claim_study, confirm_values, release_study, trial_by_number
-from .study import INTERRUPTED, UNCOUNTED, Prepared, Runner
+from .study import Runner
 
 MAX_ATTEMPTS = 10  # a slot asked this often, each time an architecture the study has, keeps the last
-ROUND_PREFIX = "racing:round:"  # study attribute racing:round:<R> -> [[trial number, seed index], ...]
-RACED = "racing:done"  # study attribute: racing has ended ({"rounds": R, "runs": N})
 
 
 class SyncRunner(Runner):
@@ -42,7 +42,7 @@ class SyncRunner(Runner):
         directions = [o.direction for o in cfg.objectives]
         eta = cfg.fidelity.eta if cfg.fidelity else None
         self.slots = SlotBook(cfg.n_trials, cfg.concurrency, eta, directions)
-        self.at_rung: dict[int, tuple[Prepared, int]] = {}  # trial number -> (trial, rung step) awaiting a verdict
+        self.at_rung: dict[int, tuple[Job, int]] = {}  # trial number -> (trial, rung step) awaiting a verdict
         self._raced = False  # racing has ended (read from the study when it might have)
         self._attempts: dict[int, int] = {}  # slot -> points asked for it so far
         self._load_slots()
@@ -56,36 +56,35 @@ class SyncRunner(Runner):
         """Slots from the stored trials (a resumed study): interrupted trials leave theirs
         open, a duplicate that gave its slot back holds none, and a trial stored without a
         slot (an older study) takes the next in order."""
-        counted = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("failure") not in UNCOUNTED]
-        taken = {t.user_attrs["slot"] for t in counted if isinstance(t.user_attrs.get("slot"), int)}
+        counted = [t for t in self.study.get_trials(deepcopy=False) if A.counted(t)]
+        taken = {A.slot(t) for t in counted} - {None}
         free = (s for s in range(10**9) if s not in taken)
         for t in counted:
-            slot = t.user_attrs.get("slot")
-            if isinstance(slot, int):
-                self._attempts[slot] = max(self._attempts.get(slot, 0), int(t.user_attrs.get("attempt", 0)) + 1)
-                if not self._holds(slot, t.user_attrs):
+            slot = A.slot(t)
+            if slot is not None:
+                self._attempts[slot] = max(self._attempts.get(slot, 0), A.attempt(t) + 1)
+                if not self._holds(slot, t):
                     continue
             else:
                 slot = next(free)
             self.slots.fill(slot, t.number)
-            for step, metrics in (t.user_attrs.get("rungs") or {}).items():
-                self.slots.reach(slot, int(step), vector(self.cfg, t.user_attrs, metrics))
+            for step, metrics in A.rungs(t).items():
+                self.slots.reach(slot, step, vector(self.cfg, t.user_attrs, metrics))
             if t.state.is_finished():
                 self.slots.finish(slot)
 
-    def _holds(self, slot: int, attrs: dict) -> bool:
+    def _holds(self, slot: int, trial) -> bool:
         """Whether a trial keeps its slot: all do but a sampled point that repeats an
         architecture the study already has (it costs no training, and teaches the sampler
         nothing), which gives the slot back to be asked again, up to MAX_ATTEMPTS times."""
-        repeated = "duplicate_of" in attrs or "waiting_for" in attrs
         sampled = slot >= len(self.cfg.seed_presets)
-        return not (repeated and sampled and int(attrs.get("attempt", 0)) < MAX_ATTEMPTS - 1)
+        return not (A.repeated(trial) and sampled and A.attempt(trial) < MAX_ATTEMPTS - 1)
 
-    def slot_of(self, p: Prepared) -> int:
+    def slot_of(self, p: Job) -> int:
         return self.slots.of_number[p.number]
 
     # -- asking ------------------------------------------------------------------------
-    def next_trial(self, running: int = 0) -> Prepared | None:
+    def next_trial(self, running: int = 0) -> Job | None:
         """The next trial to train, None when there is none now: the schedule holds the next
         slot back until the slots C below it finish, a racing round waits for its runs, or
         the study is done (see done())."""
@@ -98,7 +97,7 @@ class SyncRunner(Runner):
                 return prepared
         return self._next_race_run()
 
-    def _ask_slot(self, slot: int) -> Prepared | None:
+    def _ask_slot(self, slot: int) -> Job | None:
         by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
         below = {s: by_number[state.number] for s, state in self.slots.slots.items() if s < slot}
         attempt = self._attempts.get(slot, 0)
@@ -106,15 +105,15 @@ class SyncRunner(Runner):
         trial = ask(self.study)
         try:
             self.slots.fill(slot, trial.number)
-            trial.set_user_attr("slot", slot)
-            trial.set_user_attr("attempt", attempt)
+            trial.set_user_attr(A.SLOT, slot)
+            trial.set_user_attr(A.ATTEMPT, attempt)
             prepared = self._prepare(trial)
         except KeyboardInterrupt:  # stopped while the trial was being prepared: recorded, not left RUNNING
             with contextlib.suppress(Exception):
-                self._tell_fail(trial, INTERRUPTED)
+                self.tell_fail(trial, INTERRUPTED)
             raise
         self._attempts[slot] = attempt + 1
-        if prepared is None and not self._holds(slot, trial.user_attrs):
+        if prepared is None and not self._holds(slot, trial):
             self.slots.vacate(slot)  # a repeated architecture: the slot is asked again
         return prepared
 
@@ -125,11 +124,7 @@ class SyncRunner(Runner):
         firsts = [
             t
             for t in self.study.get_trials(deepcopy=False)
-            if t.user_attrs.get("arch_id") == arch_id
-            and t.user_attrs.get("failure") not in UNCOUNTED
-            and t.user_attrs.get("duplicate_of") is None
-            and "waiting_for" not in t.user_attrs
-            and t.number in self.slots.of_number
+            if A.arch_id(t) == arch_id and A.counted(t) and not A.repeated(t) and t.number in self.slots.of_number
         ]
         if not firsts:
             return None
@@ -153,28 +148,27 @@ class SyncRunner(Runner):
 
     def done(self) -> bool:
         """Every slot finished, racing ended, nothing in flight."""
-        if not self.slots.all_finished() or self._waiting or self._repeating or self._repeats:
+        if not self.slots.all_finished() or self._waiting or self.repeating or self._repeats:
             return False
         if self._racing() and not self._raced:
             self._raced = bool(self.study.user_attrs.get(RACED))
         return not self._racing() or self._raced
 
     # -- telling -----------------------------------------------------------------------
-    def _tell(self, trial, values=None, state=None) -> None:
-        super()._tell(trial, values, state)
+    def told(self, trial) -> None:
         slot = self.slots.of_number.get(trial.number)
         if slot is not None:
             self.slots.finish(slot)
         self.at_rung.pop(trial.number, None)
 
     # -- rungs -------------------------------------------------------------------------
-    def record_rung(self, p: Prepared, step: int, metrics: dict[str, Any]) -> None:
+    def record_rung(self, p: Job, step: int, metrics: dict[str, Any]) -> None:
         """A trial's figures at a rung: stored with it, and its place in the schedule."""
-        self.store_rung(p, step, metrics)
+        p.store_rung(step, metrics)
         self.slots.reach(self.slot_of(p), step, vector(self.cfg, p.costs, metrics))
         self.at_rung[p.number] = (p, step)
 
-    def verdict(self, p: Prepared, step: int) -> bool | None:
+    def verdict(self, p: Job, step: int) -> bool | None:
         """Whether `p` goes on from rung `step`; None while the rung is undecided."""
         go = self.slots.verdict(self.slot_of(p), step)
         if go is not None:
@@ -183,7 +177,7 @@ class SyncRunner(Runner):
                 p.stopped_at = step
         return go
 
-    def decided(self) -> list[tuple[Prepared, int, bool]]:
+    def decided(self) -> list[tuple[Job, int, bool]]:
         """Verdicts that have become known for trials waiting at a rung."""
         out = []
         for p, step in list(self.at_rung.values()):
@@ -196,18 +190,18 @@ class SyncRunner(Runner):
     def _racing(self) -> bool:
         return self.cfg.repeats is not None and self.cfg.repeats.seeds >= 2
 
-    def _next_race_run(self) -> Prepared | None:
+    def _next_race_run(self) -> Job | None:
         if not self._racing() or not self.slots.all_finished() or self._waiting:
             return None
-        if not self._repeats and not self._repeating:
+        if not self._repeats and not self.repeating:
             self._repeats = self._race_round()
         if not self._repeats:
             return None
         number, index = self._repeats.pop(0)
-        trial = trial_by_number(self.study, number)
-        self._repeating.add((number, index))
-        costs = {k: v for k, v in trial.user_attrs.items() if k in OBJECTIVES}
-        return Prepared(trial, ArchSpec.from_json(trial.user_attrs["spec"]), costs, repeat=(number, index))
+        return repeat_job(self, trial_by_number(self.study, number), index)
+
+    def repeat_recorded(self) -> None:
+        """Nothing to do: the next round is planned when the driver asks for a run."""
 
     def _race_round(self) -> list[tuple[int, int]]:
         """The runs of the current round not yet recorded; a new round (stored before it
@@ -217,10 +211,10 @@ class SyncRunner(Runner):
             return []
         rounds = sorted(int(k[len(ROUND_PREFIX) :]) for k in attrs if k.startswith(ROUND_PREFIX))
         if rounds:
-            missing = [tuple(r) for r in attrs[f"{ROUND_PREFIX}{rounds[-1]}"] if run_key(*r) not in attrs]
+            missing = [tuple(r) for r in attrs[A.round_key(rounds[-1])] if A.run_key(*r) not in attrs]
             if missing:
                 return missing
-        spent = sum(len(attrs[f"{ROUND_PREFIX}{r}"]) for r in rounds)
+        spent = sum(len(attrs[A.round_key(r)]) for r in rounds)
         entries, noisy = self._entries(attrs)
         directions = [o.direction for o in self.cfg.objectives]
         rep = self.cfg.repeats
@@ -231,7 +225,7 @@ class SyncRunner(Runner):
         if not plan:
             self._end_racing(entries, noisy, len(rounds), spent)
             return []
-        self.study.set_user_attr(f"{ROUND_PREFIX}{number}", [list(r) for r in plan])
+        self.study.set_user_attr(A.round_key(number), [list(r) for r in plan])
         return plan
 
     def _entries(self, attrs: dict) -> tuple[list[Entry], list[bool]]:
@@ -239,7 +233,7 @@ class SyncRunner(Runner):
         record = assemble(attrs)
         entries = []
         for t in self.study.get_trials(deepcopy=False):
-            if t.state.name != "COMPLETE" or not _trained(t) or t.number not in self.slots.of_number:
+            if t.state.name != "COMPLETE" or not A.trained(t) or t.number not in self.slots.of_number:
                 continue
             rows = [own_values(t.values, t.user_attrs, names), *record.get(str(t.number), {}).get("values", [])]
             entries.append(Entry(t.number, self.slots.of_number[t.number], rows))
@@ -249,18 +243,12 @@ class SyncRunner(Runner):
     def _end_racing(self, entries: list[Entry], noisy: list[bool], rounds: int, runs: int) -> None:
         directions = [o.direction for o in self.cfg.objectives]
         conf = confidence(entries, directions, noisy, slot_seed(self.cfg.seed, -1))
-        self.study.set_user_attr("front_confidence", {str(e.number): float(c) for e, c in zip(entries, conf, strict=True)})
+        self.study.set_user_attr(A.FRONT_CONFIDENCE, {str(e.number): float(c) for e, c in zip(entries, conf, strict=True)})
         means = {e.number: [float(v) for v in e.mean] for e in entries if e.n > 1}
         for t in self.study.get_trials(deepcopy=False):  # a duplicate shows its original's mean too
-            original = t.user_attrs.get("duplicate_of")
+            original = A.duplicate_of(t)
             if t.state.name == "COMPLETE" and original in means:
                 means[t.number] = means[original]
         confirm_values(self.study, means)
         self.study.set_user_attr(RACED, {"rounds": rounds, "runs": runs})
         self._raced = True
-
-    def _complete_repeat(self, p: Prepared, result: dict[str, Any]) -> None:
-        number, index = p.repeat
-        self._repeating.discard(p.repeat)
-        figures = {**p.costs, **result}
-        record_repeat(self.study, self.cfg, number, index, [float(figures[o.name]) for o in self.cfg.objectives])

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError, UserError
+from . import attrs as A
 
 MAX_TABLE_BYTES = 256 * 2**20  # decompressed; the shipped table is a few MiB
 BUDGET_KEYS = ("steps", "batch", "size", "lr", "optimizer", "weight_decay", "grad_clip", "min_lr")
@@ -97,15 +98,15 @@ class Table:
     def answer(self, arch_id: str, seed: int, budget_steps: int, rungs: list[int], on_rung: Callable) -> dict[str, Any]:
         """What evaluate() would return, read from the table (stopping at a rung when
         on_rung says so)."""
-        job = self.job(arch_id, seed, budget_steps, rungs)
+        training = self.training(arch_id, seed, budget_steps, rungs)
         try:
-            step, metrics = next(job)
+            step, metrics = next(training)
             while True:
-                step, metrics = job.send(bool(on_rung(step, metrics)))
+                step, metrics = training.send(bool(on_rung(step, metrics)))
         except StopIteration as end:
             return end.value
 
-    def job(self, arch_id: str, seed: int, budget_steps: int, rungs: list[int]):
+    def training(self, arch_id: str, seed: int, budget_steps: int, rungs: list[int]):
         """answer() as a generator (pool.py): yields (step, metrics) at each rung, is sent
         whether to go on, returns the result."""
         run = self.entries[arch_id]["runs"][str(seed)]
@@ -126,9 +127,9 @@ class Table:
             "images_per_s": step * self.data["budget"]["batch"] / max(per_step * step, 1e-9),
             "steps": step,
             "curve": curve,
-            "stopped_at": stopped,
+            A.STOPPED_AT: stopped,
             "device": "table",
-            "weights": None,
+            A.WEIGHTS: None,
             "table_seed": seed,
         }
 
@@ -146,16 +147,14 @@ def run_tabular(runner, report: Callable[[str], None], table: Table, timing: int
     seconds per step the table recorded for it, scaled by a factor drawn from `timing`
     (None: as recorded), and the pool's Idle (the idle cost of the schedule) is returned.
     With schedule: async and no `timing`, one trial at a time."""
-    import functools
-
     steps, every = runner.cfg.budget.steps, max(1, runner.cfg.n_trials // 20)
 
     def seed_and_rungs(p) -> tuple[int, list[int]]:
         own = seed_for(runner.cfg.seed, runner.slot_of(p), table.seeds)
-        if p.repeat is None:
-            return own, runner.rung_steps
+        if not p.seed_index:
+            return own, p.rung_steps
         others = [s for s in table.seeds if s != own] or table.seeds  # a repeat takes the other seeds in turn
-        return others[(p.repeat[1] - 1) % len(others)], []
+        return others[(p.seed_index - 1) % len(others)], []
 
     if runner.cfg.schedule == "sync" or timing is not None:
         from .pool import Pool
@@ -164,13 +163,14 @@ def run_tabular(runner, report: Callable[[str], None], table: Table, timing: int
             seed, rungs = seed_and_rungs(p)
             per_step = table.seconds_per_step(p.spec.arch_id, seed, steps)
             if timing is not None:
-                per_step *= random.Random(f"timing-{timing}-{p.number}-{p.repeat}").lognormvariate(0.0, 0.5)
-            return table.job(p.spec.arch_id, seed, steps, rungs), per_step
+                repeat = (p.number, p.seed_index) if p.seed_index else None
+                per_step *= random.Random(f"timing-{timing}-{p.number}-{repeat}").lognormvariate(0.0, 0.5)
+            return table.training(p.spec.arch_id, seed, steps, rungs), per_step
 
         return Pool(runner, runner.cfg.concurrency, start).run()
     while (p := runner.next_trial()) is not None:
         seed, rungs = seed_and_rungs(p)
-        runner.complete(p, table.answer(p.spec.arch_id, seed, steps, rungs, functools.partial(runner.rung, p)))
+        p.finish(table.answer(p.spec.arch_id, seed, steps, rungs, p.rung))
         if p.number % every == 0:
             report(runner.status())
     return None

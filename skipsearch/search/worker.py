@@ -8,29 +8,29 @@ from collections.abc import Callable
 from typing import Any
 
 from ..spec import ArchSpec
+from . import attrs as A
 from .fields import Constraint
 from .gpus import limit_allocator
+from .jobs import Job
 from .repeats import seed_of
-from .study import Prepared, Runner, infeasible
+from .study import Runner, infeasible
 
 
-def trial_config(p: Prepared, runner: Runner) -> dict[str, Any]:
-    """What a worker needs to train one trial (JSON-friendly, for Ray). A repeat run trains
-    with its own seed, without rungs, and keeps no weights."""
+def trial_config(p: Job, runner: Runner) -> dict[str, Any]:
+    """What a worker needs to train one job (JSON-friendly, for Ray): its seed, its rungs,
+    where it keeps its weights (a repeat run trains without rungs and keeps none)."""
     cfg = runner.cfg
-    budget = cfg.budget.to_dict()
-    if p.repeat is not None:
-        budget["seed"] = seed_of(cfg.budget.seed, p.repeat[1])
+    budget = {**cfg.budget.to_dict(), "seed": seed_of(cfg.budget.seed, p.seed_index)}
+    measures = p.seed_index == 0  # figures only the trial's device gives, measured once
     return {
         "spec": p.spec.to_json(indent=None),
         "task": cfg.task_name,
         "task_options": cfg.task_options,
         "budget": budget,
-        "out": None if p.repeat is not None else str(runner.trial_dir(p.number, p.spec.arch_id)),
+        "out": None if p.out is None else str(p.out),
         "number": p.number,
-        "rungs": [] if p.repeat is not None else list(runner.rung_steps),
-        # figures only the trial's device can give, measured before training (not for repeats)
-        "worker": [] if p.repeat is not None else runner.worker_objectives,
+        "rungs": p.rung_steps,
+        "worker": runner.worker_objectives if measures else [],
         "reference_input": list(cfg.reference_input),
         "constraints": [[c.objective, c.low, c.high] for c in cfg.constraints if c.objective in runner.worker_objectives],
         # gpus: auto: the trial's share of a GPU (Ray's request) and its allocator cap
@@ -56,7 +56,7 @@ def run_trial(config: dict[str, Any], task=None, on_rung: Callable[[int, dict], 
         before = measured_before_training(spec, config, budget.get("device", "auto"))
         reason = infeasible([Constraint(*c) for c in config.get("constraints", [])], before)
         if reason:
-            return {**before, "infeasible": reason, "wall_s": time.perf_counter() - start}
+            return {**before, A.INFEASIBLE: reason, A.WALL_S: time.perf_counter() - start}
         result = evaluate(
             spec,
             task,
@@ -66,9 +66,9 @@ def run_trial(config: dict[str, Any], task=None, on_rung: Callable[[int, dict], 
             on_rung=on_rung,
         )
     except Exception as err:  # recorded with its reason; the study goes on
-        return {"failure": _reason(err), "wall_s": time.perf_counter() - start}
+        return {A.FAILURE: _reason(err), A.WALL_S: time.perf_counter() - start}
     result.update(before)
-    result["wall_s"] = time.perf_counter() - start
+    result[A.WALL_S] = time.perf_counter() - start
     return result
 
 
