@@ -117,7 +117,7 @@ def test_two_drivers_share_the_repeat_runs_without_overlap(tmp_path):
 def test_a_second_driver_on_a_sync_study_is_refused_with_one_line(tmp_path):
     """schedule: sync runs one driver at a time: a second is refused before it asks a trial,
     and the first finishes the study alone, as it would have without the second."""
-    path = write_study(tmp_path, n_trials=4, budget="{steps: 40, batch: 2, size: [32, 32]}")
+    path = write_study(tmp_path, n_trials=4, budget="{steps: 300, batch: 2, size: [32, 32]}")
     first = subprocess.Popen(_cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while "study 't'" not in first.stderr.readline():
         assert first.poll() is None, first.stderr.read()

@@ -113,9 +113,9 @@ def _run(runner, cfg: StudyConfig, backend: str, address: str | None, report, ta
         report(f"note: {line}")
     try:
         _dispatch(runner, backend, address, report, table)
-        runner.drain()  # duplicates of trials another driver is training take their results
+        runner.duplicates.drain()  # duplicates of trials another driver is training take their results
     except KeyboardInterrupt:
-        runner.abandon()
+        runner.duplicates.abandon()
         report(f"stopped: {runner.status()}")
         return RunOutcome(cfg, runner.study, False, runner.status())
     finished = runner.remaining() <= 0  # Ray Tune handles Ctrl-C itself and returns early

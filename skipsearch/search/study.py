@@ -3,9 +3,10 @@
 The Optuna study (in its storage) is the source of truth. The driver asks for a trial,
 turns the sampled point (or a seed preset) into an ArchSpec, and computes the cheap
 figures from the spec (skip memory, params, MACs, ...). An invalid spec is recorded FAIL,
-one that violates a constraint PRUNED as infeasible, and an architecture the study has
-already trained COMPLETE with that trial's values: none of them is trained. Only the rest
-goes to a backend, which calls evaluate() and hands the result back here.
+one that violates a constraint PRUNED as infeasible, and an architecture the study already
+has takes that trial's outcome (duplicates.py): none of them is trained. The rest go to a
+backend as jobs (jobs.py), which the backend trains and ends with `job.finish(result)`;
+a job tells the study through `Runner.tell`. The stored attributes are named in attrs.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import functools
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -28,12 +28,12 @@ from ..spec import ArchSpec
 from . import attrs as A
 from .attrs import INTERRUPTED, SURPLUS
 from .config import StudyConfig
+from .duplicates import Duplicates
 from .jobs import Job, TrialJob, repeat_job
 from .opening import open_study
-from .rungs import RungBook, claim_repeat, front_members, pending_repeats, update_confidence
+from .progress import status_line
+from .rungs import RungBook, claim_repeat, pending_repeats, update_confidence
 from .storage import Heartbeat, ask, driver_alive, fail_trial, stale_trial_ids, trial_by_number, trial_id
-
-WAIT_S = 1.0  # how often a driver looks at trials it waits for (another driver's)
 
 
 def infeasible(constraints, figures: dict[str, Any]) -> str | None:
@@ -60,12 +60,12 @@ class Runner:
         self.driver = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.heart = Heartbeat(self.study, self.driver)
         self.recovered = self.recover()
-        self._waiting: list[tuple[Any, int]] = []  # (duplicate trial, number of the running original)
+        self.duplicates = Duplicates(self)
         self.say: Callable[[str], None] = lambda line: None
         self.book = RungBook(self.study, cfg) if cfg.fidelity else None
         self.rung_steps = cfg.fidelity.rungs(cfg.budget.steps) if cfg.fidelity else []
         self.worker_objectives = sorted(cfg.asked("worker"))
-        self._repeats: list[tuple[int, int]] = []  # queued repeat runs
+        self.queued: list[tuple[int, int]] = []  # queued repeat runs
         self.repeating: set[tuple[int, int]] = set()  # repeat runs in flight (jobs.RepeatJob)
         self._decided: dict[int, bool] = {}  # trial number -> its last rung's decision (pool.py)
 
@@ -103,7 +103,7 @@ class Runner:
             if A.duplicate_of(t) is None
         }
 
-    def _finished_original(self, arch_id: str):
+    def finished_original(self, arch_id: str):
         """The finished trial whose result a new trial of `arch_id` takes (None: train it)."""
         return self._completed_by_arch().get(arch_id)
 
@@ -125,7 +125,7 @@ class Runner:
     def next_trial(self, running: int = 0) -> Job | None:
         """The next trial that needs training, recording the ones that do not; None when
         the study has all its trials (counting those running)."""
-        self._settle()
+        self.duplicates.settle()
         while self.remaining() > 0:
             prepared = self._ask()
             if prepared is self._STOP:
@@ -136,21 +136,6 @@ class Runner:
 
     _STOP: Any = object()  # _ask found the study full (another driver took the last trial)
 
-    def drain(self) -> None:
-        """Wait for the duplicates this driver holds to be settled by their originals
-        (running under another driver), then return: no trial is left RUNNING."""
-        while self._waiting:
-            self.recover()  # an original whose driver died is failed, which settles its duplicates
-            self._settle()
-            if self._waiting:
-                time.sleep(WAIT_S)
-
-    def abandon(self) -> None:
-        """Stopped (Ctrl-C): duplicates still waiting are recorded as interrupted."""
-        waiting, self._waiting = self._waiting, []
-        for trial, _ in waiting:
-            self.tell_fail(trial, INTERRUPTED)
-
     def close(self) -> None:
         self.heart.close()
 
@@ -158,13 +143,13 @@ class Runner:
         """The next repeat run of a front member (once the study's own trials are done); a
         run another live driver has claimed is left to it."""
         live = functools.partial(driver_alive, self.study)
-        if not self._repeats and running == 0:
-            self._repeats = [r for r in pending_repeats(self.study, self.cfg, live) if r not in self.repeating]
-        while self._repeats and not claim_repeat(self.study, self._repeats[0], self.driver, live):
-            self._repeats.pop(0)
-        if not self._repeats:
+        if not self.queued and running == 0:
+            self.queued = [r for r in pending_repeats(self.study, self.cfg, live) if r not in self.repeating]
+        while self.queued and not claim_repeat(self.study, self.queued[0], self.driver, live):
+            self.queued.pop(0)
+        if not self.queued:
             return None
-        number, index = self._repeats.pop(0)
+        number, index = self.queued.pop(0)
         return repeat_job(self, trial_by_number(self.study, number), index)
 
     def repeat_recorded(self) -> None:
@@ -210,49 +195,9 @@ class Runner:
             trial.set_user_attr(A.INFEASIBLE, reason)
             self.tell(trial, state=self.states.PRUNED)
             return None
-        earlier = self._finished_original(spec.arch_id)
-        if earlier is not None:
-            self._copy(trial, earlier)
-            return None
-        original = self._running_original(trial, spec.arch_id)
-        if original is not None:  # being trained right now: wait for its result, never train it twice
-            trial.set_user_attr(A.WAITING_FOR, original)
-            self._waiting.append((trial, original))
+        if self.duplicates.take(trial, spec.arch_id):
             return None
         return TrialJob(self, trial, spec, costs)
-
-    def _running_original(self, trial, arch_id: str) -> int | None:
-        for t in self.running():
-            if t.number != trial.number and A.arch_id(t) == arch_id and A.waiting_for(t) is None:
-                return t.number
-        return None
-
-    def _copy(self, trial, earlier) -> None:
-        """Record `trial` as a duplicate of the finished `earlier`: its values or its end."""
-        trial.set_user_attr(A.DUPLICATE_OF, earlier.number)
-        for key, value in earlier.user_attrs.items():
-            if key not in trial.user_attrs and key not in A.OWN:
-                trial.set_user_attr(key, value)
-        if earlier.state == self.states.COMPLETE:
-            self.tell(trial, earlier.values)
-        elif earlier.state == self.states.PRUNED:
-            self.tell(trial, state=self.states.PRUNED)  # stopped at the same rung
-        else:
-            why = A.failure(earlier) or "failed"
-            self.tell_fail(trial, f"duplicate of trial {earlier.number}, which failed: {why}")
-
-    def _settle(self) -> None:
-        """Duplicates whose original has finished take its outcome (re-entered by the tell
-        of each: it sees only those still waiting)."""
-        if not self._waiting:
-            return
-        waiting, self._waiting = self._waiting, []
-        by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
-        for trial, number in waiting:
-            if by_number[number].state == self.states.RUNNING:
-                self._waiting.append((trial, number))
-            else:
-                self._copy(trial, by_number[number])
 
     def tell(self, trial, values=None, state=None) -> None:
         """study.tell that survives a trial finished by someone else (a driver that took
@@ -267,7 +212,7 @@ class Runner:
                 raise
             self.say(f"trial {trial.number} was already finished elsewhere; its result here is dropped")
         self.told(trial)
-        self._settle()
+        self.duplicates.settle()
 
     def told(self, trial) -> None:
         """A hook: `trial` has been told (schedule: sync frees its slot)."""
@@ -319,7 +264,7 @@ class Runner:
         return p.number
 
     def done(self) -> bool:
-        if self.remaining() > 0 or self._waiting or self.repeating or self._repeats:
+        if self.remaining() > 0 or self.duplicates.waiting or self.repeating or self.queued:
             return False
         return not pending_repeats(self.study, self.cfg, functools.partial(driver_alive, self.study))
 
@@ -331,23 +276,4 @@ class Runner:
 
     # -- progress ----------------------------------------------------------------------
     def status(self, running: int = 0) -> str:
-        trials = self.finished()
-        running = len(self.running())
-        done = sum(t.state == self.states.COMPLETE for t in trials)
-        failed = sum(t.state == self.states.FAIL for t in trials)
-        infeasible = sum(t.state == self.states.PRUNED and A.infeasible(t) is not None for t in trials)
-        stopped = sum(t.state == self.states.PRUNED and A.infeasible(t) is None for t in trials)
-        front = front_members(self.study, self.cfg) if done else []
-        parts = [
-            f"trials {len(trials)}/{self.cfg.n_trials}: {done} complete, {running} running, "
-            f"{failed} failed, {infeasible} infeasible" + (f", {stopped} stopped at a rung" if self.book else ""),
-            f"front {len(front)}",
-        ]
-        if self.repeating or self._repeats:
-            parts.append(f"repeating the front: {len(self.repeating)} running, {len(self._repeats)} queued")
-        for i, o in enumerate(self.cfg.objectives):
-            if front:
-                pick = max if o.direction == "maximize" else min
-                best = pick(m.values[i] for m in front)
-                parts.append(f"{'best' if o.direction == 'maximize' else 'min'} {o.name} {format_value(o.name, best)}")
-        return " | ".join(parts)
+        return status_line(self)

@@ -88,7 +88,7 @@ class SyncRunner(Runner):
         """The next trial to train, None when there is none now: the schedule holds the next
         slot back until the slots C below it finish, a racing round waits for its runs, or
         the study is done (see done())."""
-        self._settle()
+        self.duplicates.settle()
         while (slot := self.slots.next_slot()) is not None:
             if not self.slots.can_ask(slot):
                 return None
@@ -117,10 +117,10 @@ class SyncRunner(Runner):
             self.slots.vacate(slot)  # a repeated architecture: the slot is asked again
         return prepared
 
-    def _finished_original(self, arch_id: str):
+    def finished_original(self, arch_id: str):
         """The first trial of `arch_id` in slot order, once it has finished however it ended
         (trained, stopped at a rung, failed): the same answer whether it finished before this
-        trial was asked or while it waited (then _settle copies it)."""
+        trial was asked or while it waited (then duplicates.settle copies it)."""
         firsts = [
             t
             for t in self.study.get_trials(deepcopy=False)
@@ -148,7 +148,7 @@ class SyncRunner(Runner):
 
     def done(self) -> bool:
         """Every slot finished, racing ended, nothing in flight."""
-        if not self.slots.all_finished() or self._waiting or self.repeating or self._repeats:
+        if not self.slots.all_finished() or self.duplicates.waiting or self.repeating or self.queued:
             return False
         if self._racing() and not self._raced:
             self._raced = bool(self.study.user_attrs.get(RACED))
@@ -191,13 +191,13 @@ class SyncRunner(Runner):
         return self.cfg.repeats is not None and self.cfg.repeats.seeds >= 2
 
     def _next_race_run(self) -> Job | None:
-        if not self._racing() or not self.slots.all_finished() or self._waiting:
+        if not self._racing() or not self.slots.all_finished() or self.duplicates.waiting:
             return None
-        if not self._repeats and not self.repeating:
-            self._repeats = self._race_round()
-        if not self._repeats:
+        if not self.queued and not self.repeating:
+            self.queued = self._race_round()
+        if not self.queued:
             return None
-        number, index = self._repeats.pop(0)
+        number, index = self.queued.pop(0)
         return repeat_job(self, trial_by_number(self.study, number), index)
 
     def repeat_recorded(self) -> None:
