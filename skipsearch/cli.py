@@ -299,8 +299,27 @@ def print_front(outcome) -> None:
             column = [row[i] for row in m.seeds]
             spread = f" ± {statistics.stdev(column):.2g}" if len(column) > 1 and max(column) > min(column) else ""
             figures.append(f"{name} {format_value(name, m.values[i])}{spread}")
-        sure = f"{len(m.seeds)} seeds, on the front in {m.confidence:.0%} of resamples" if m.confidence is not None else "1 seed"
+        seeds = f"{len(m.seeds)} seed{'s' if len(m.seeds) > 1 else ''}"
+        sure = f"{seeds}, on the front in {m.confidence:.0%} of resamples" if m.confidence is not None else seeds
         print(f"  #{m.number:<4} {'  '.join(figures)}  ({sure})  {A.summary(m.trial)}")
+    for line in undecided_notes(outcome.config, front):
+        print(line)
+
+
+def undecided_notes(cfg, front) -> list[str]:
+    """A line for each raced member whose place on the front is still undecided (racing's
+    run budget was spent first): the figure it is printed with is less sure than the rest."""
+    rep = cfg.repeats
+    if rep is None or rep.seeds < 2:
+        return []
+    level = rep.confidence
+    runs = f"runs: {rep.run_budget}" if rep.run_budget < 10**9 else "no limit on runs"
+    return [
+        f"  note: #{m.number} is undecided (on the front in {m.confidence:.0%} of resamples; {level:.0%} decides): "
+        f"racing stopped at its limits (max_seeds: {rep.seeds}, {runs}); raise repeats.runs or max_seeds to decide it"
+        for m in front
+        if m.confidence is not None and 1 - level < m.confidence < level
+    ]
 
 
 def cmd_results(args: argparse.Namespace) -> int:

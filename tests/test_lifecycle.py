@@ -87,3 +87,19 @@ def test_a_result_for_a_trial_another_driver_finished_is_dropped_not_fatal(tmp_p
     assert said and "already finished elsewhere" in said[0]
     assert runner.study.get_trials()[0].state.name == "FAIL"
     runner.close()
+
+
+def test_the_printed_front_names_an_undecided_member_and_counts_seeds_in_words(capsys):
+    from types import SimpleNamespace as NS
+
+    from skipsearch.cli import print_front
+
+    objectives = [NS(name="dice"), NS(name="skip_memory_bytes")]
+    cfg = NS(name="s", objectives=objectives, repeats=Repeats(seeds=3, confidence=0.9, runs=4))
+    sure = NS(number=3, seeds=[[0.8, 2.0], [0.82, 2.0]], values=[0.81, 2.0], confidence=0.97, trial={A.SUMMARY: "a"})
+    unsure = NS(number=7, seeds=[[0.7, 1.0]], values=[0.7, 1.0], confidence=0.52, trial={A.SUMMARY: "b"})
+    print_front(NS(config=cfg, front=[sure, unsure]))
+    out = capsys.readouterr().out
+    assert "(2 seeds, on the front in 97%" in out and "(1 seed, on the front in 52%" in out
+    (note,) = [line for line in out.splitlines() if "note:" in line]
+    assert "#7 is undecided" in note and "runs: 4" in note
