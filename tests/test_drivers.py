@@ -142,3 +142,31 @@ def test_drivers_started_together_on_a_sync_study_leave_one_running(tmp_path):
     trials = trials_of(path)
     assert sorted(t.user_attrs["slot"] for t in trials) == [0, 1, 2, 3]
     assert all(t.state.is_finished() for t in trials)
+
+
+def test_opening_a_new_database_another_driver_is_creating_tries_again(tmp_path, monkeypatch):
+    """Two drivers creating one new SQLite file both write Optuna's schema; the loser fails on
+    the version stamp and must open the finished schema instead of dying."""
+    import optuna
+    import pytest
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from skipsearch.search import storage
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed: alembic_version"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    assert storage.make_storage(f"sqlite:///{tmp_path / 'new.db'}") is not None and len(calls) == 2
+
+    def broken(*args, **kwargs):
+        raise OperationalError("SELECT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
+    with pytest.raises(OperationalError):  # not a schema race: raised at once
+        storage.make_storage(f"sqlite:///{tmp_path / 'other.db'}")
