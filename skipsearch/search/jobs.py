@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import attrs as A
-from .rungs import _plain, record_repeat, record_repeat_failure
+from .rungs import record_repeat, record_repeat_failure
 from .storage import trial_id
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class TrialJob(Job):
         primary = self.runner.primary
         known = A.rungs(self.trial)
         curve = [[s, m[primary]] for s, m in known.items() if primary in m] + [[step, metrics.get(primary)]]
-        self.trial.set_user_attr(A.RUNGS, {**{str(s): m for s, m in known.items()}, str(step): _plain(metrics)})
+        self.trial.set_user_attr(A.RUNGS, {**{str(s): m for s, m in known.items()}, str(step): _numbers(metrics)})
         self.trial.set_user_attr(A.CURVE, curve)
 
     def _store(self, result: dict[str, Any], ray_trial_id: str | None) -> None:
@@ -209,6 +209,11 @@ def repeat_job(runner: Runner, trial, index: int) -> RepeatJob:
     costs = {k: v for k, v in trial.user_attrs.items() if k in OBJECTIVES}
     runner.repeating.add((trial.number, index))
     return RepeatJob(runner, trial, A.spec(trial), costs, index=index)
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numeric figures of a rung (what a rung stores and compares)."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def _storable(value: Any) -> bool:

@@ -76,10 +76,6 @@ class RungBook:
         return verdict
 
 
-def _plain(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
 # -- repeats ------------------------------------------------------------------------------
 def repeat_record(study) -> dict[str, Any]:
     return assemble(study.user_attrs)

@@ -48,19 +48,23 @@ def make_storage(url: str) -> Any:
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    for attempt in range(SCHEMA_TRIES):
+
+    def open_rdb():
+        with warnings.catch_warnings():  # heartbeats are marked experimental; the user need not hear of it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+
+    for attempt in range(SCHEMA_TRIES - 1):
         try:
-            with warnings.catch_warnings():  # heartbeats are marked experimental; the user need not hear of it
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+            return open_rdb()
         except (IntegrityError, OperationalError) as err:
             # two drivers creating the same new database: both write Optuna's schema, and the
             # one that loses the race fails on its version stamp (or a table the other made);
             # the schema is complete by then, so opening it again succeeds
-            if attempt == SCHEMA_TRIES - 1 or not _schema_race(err):
+            if not _schema_race(err):
                 raise
             time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+    return open_rdb()
 
 
 SCHEMA_TRIES = 5  # opening a new database another driver is creating at the same moment
